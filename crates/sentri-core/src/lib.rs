@@ -1,0 +1,9 @@
+//! sentri-core: the storage- and framework-agnostic heart of sentri.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod identifier;
+pub mod model;
+pub mod store;
+
+pub use error::{BoxError, Envelope, Error, ErrorCode, Result};

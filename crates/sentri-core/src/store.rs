@@ -1,0 +1,378 @@
+//! The storage traits every backend implements (F-30).
+//!
+//! sentri's services never read-then-write: everything that must be atomic
+//! (a unique identifier, a refresh rotation, a role merge, an idempotency
+//! lock) is one operation of these traits, and the backend makes it atomic
+//! (a unique index, a conditional update, a lock). A backend's only other job
+//! is to map its failures into [`StoreError`] with the right
+//! [`StoreErrorKind`].
+//!
+//! The traits are object-safe and held as `Arc<dyn …>`, so a server can pick
+//! its backend at run time. `sentri-core`'s `testkit` feature has a
+//! conformance suite that every implementation runs.
+//!
+//! Times are passed in by the caller (`now`), never read by the store, so the
+//! services (and tests) decide what "now" is.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::BoxError;
+use crate::model::{
+    ActiveSession, IdempotencyBegin, KeyRecord, NewSession, NewUser, PasswordHash, Rotation,
+    Session, SessionId, StoredResponse, TokenHash, User, UserId, UserRecord,
+};
+
+/// What kind of failure a store had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// A uniqueness constraint was violated (e.g. the identifier is taken).
+    Conflict,
+    /// The record the operation needs does not exist.
+    NotFound,
+    /// The backend cannot be reached or timed out; the request may succeed
+    /// later. Clients see `SERVICE_UNAVAILABLE`.
+    Unavailable,
+    /// Anything else: corrupt data, a bug, an unexpected backend answer.
+    Other,
+}
+
+/// The one error type of every store.
+///
+/// ```
+/// use sentri_core::store::{StoreError, StoreErrorKind};
+///
+/// let err = StoreError::unavailable("connection refused");
+/// assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+/// ```
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Option<BoxError>,
+}
+
+impl StoreError {
+    /// An error of `kind` with no further cause.
+    pub fn new(kind: StoreErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// An error of `kind` caused by `source`.
+    pub fn with_source(kind: StoreErrorKind, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// `Conflict`.
+    pub fn conflict() -> Self {
+        Self::new(StoreErrorKind::Conflict)
+    }
+
+    /// `NotFound`.
+    pub fn not_found() -> Self {
+        Self::new(StoreErrorKind::NotFound)
+    }
+
+    /// `Unavailable`, caused by `source`.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self::with_source(StoreErrorKind::Unavailable, source)
+    }
+
+    /// `Other`, caused by `source`.
+    pub fn other(source: impl Into<BoxError>) -> Self {
+        Self::with_source(StoreErrorKind::Other, source)
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("StoreError");
+        d.field("kind", &self.kind);
+        if let Some(s) = &self.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            StoreErrorKind::Conflict => f.write_str("store conflict"),
+            StoreErrorKind::NotFound => f.write_str("store record not found"),
+            StoreErrorKind::Unavailable => f.write_str("store unavailable"),
+            StoreErrorKind::Other => f.write_str("store error"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Users and their credentials.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Create a user. `Conflict` when `identifier_key` is taken, atomically:
+    /// of any number of concurrent creations with one key, exactly one wins.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+
+    /// The user with `id`, if any.
+    async fn find_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+
+    /// The user whose normalised identifier is `identifier_key`, if any.
+    async fn find_user_by_identifier(&self, identifier_key: &str)
+    -> StoreResult<Option<UserRecord>>;
+
+    /// Change the identifier. `Conflict` when the new key belongs to another
+    /// user, `NotFound` when the user does not exist.
+    async fn update_identifier(
+        &self,
+        id: UserId,
+        identifier: &str,
+        identifier_key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+
+    /// Replace the password hash only if it is still `current`
+    /// (compare-and-set). `Ok(false)` when it changed meanwhile, `NotFound`
+    /// when the user does not exist.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &PasswordHash,
+        new: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Add roles, keeping the existing ones, atomically (concurrent merges
+    /// lose nothing). `NotFound` when the user does not exist.
+    async fn add_roles(&self, id: UserId, roles: &[String], now: DateTime<Utc>)
+    -> StoreResult<User>;
+
+    /// Remove roles atomically. `NotFound` when the user does not exist.
+    async fn remove_roles(
+        &self,
+        id: UserId,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+
+    /// Set `email_verified_at` (kept if already set). `NotFound` when the
+    /// user does not exist.
+    async fn set_email_verified(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<User>;
+
+    /// Record a successful login time. `NotFound` when the user does not exist.
+    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Whether any user holds `role` (used by bootstrap).
+    async fn any_user_with_role(&self, role: &str) -> StoreResult<bool>;
+}
+
+/// Login sessions and their refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Create a session. `Conflict` if the id exists.
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
+
+    /// The session if it exists and has not expired at `now`, joined with
+    /// its user's current identifier, roles and email verification.
+    async fn find_active_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ActiveSession>>;
+
+    /// Atomically replace the refresh hash `presented` by `next` if
+    /// `presented` is the current one and the session is live at `now`;
+    /// on success also set `last_active_at = now` and remember `presented`
+    /// as the previous hash with `rotated_at = now`. Of any number of
+    /// concurrent calls with the same `presented`, exactly one gets
+    /// [`Rotation::Rotated`].
+    async fn rotate_refresh(
+        &self,
+        id: SessionId,
+        presented: &TokenHash,
+        next: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+
+    /// Set `last_active_at = now` if it is older than `now - min_interval`.
+    /// Returns whether it wrote. A missing session is `Ok(false)`.
+    async fn touch_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+        min_interval: Duration,
+    ) -> StoreResult<bool>;
+
+    /// Delete a session; returns it, or `None` if it did not exist.
+    async fn delete_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+
+    /// Delete a session only if `user` owns it. Returns whether it did.
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
+
+    /// Delete every session of `user`; returns how many.
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64>;
+
+    /// The sessions of `user` that are live at `now`, newest first.
+    async fn list_user_sessions(&self, user: UserId, now: DateTime<Utc>)
+    -> StoreResult<Vec<Session>>;
+
+    /// Delete every session expired at `now`; returns how many.
+    async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Persisted asymmetric signing keys (F-15).
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Every key, active and retired, oldest first.
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+
+    /// Insert `key` as the active key for its algorithm unless an active key
+    /// for that algorithm exists; return the active key either way. Several
+    /// instances starting at once all end up with the same key.
+    async fn insert_key_if_none(&self, key: KeyRecord) -> StoreResult<KeyRecord>;
+
+    /// Atomically retire (set `retired_at = now`) every active key of
+    /// `key.algorithm` and insert `key` as the new active one.
+    async fn rotate_key(&self, key: KeyRecord, now: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Delete keys retired before `before`; returns how many.
+    async fn delete_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Responses kept for idempotent replay (F-26). Keys arrive already scoped
+/// to the caller.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Take `key` for a request with `fingerprint`, atomically. A held key
+    /// whose lock is older than `lock_ttl` counts as free (its holder died).
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &[u8; 32],
+        lock_ttl: Duration,
+    ) -> StoreResult<IdempotencyBegin>;
+
+    /// Store the response of the request holding `key`, kept for `ttl`.
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &[u8; 32],
+        response: StoredResponse,
+        ttl: Duration,
+    ) -> StoreResult<()>;
+
+    /// Free `key` without storing anything (the request failed).
+    async fn release(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Counters of failed attempts in a sliding window (F-27).
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + 'static {
+    /// Record one failure of `key` at `now`. Failures older than `window`
+    /// may be dropped; at most `keep` most recent failures need be kept.
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        keep: u32,
+    ) -> StoreResult<()>;
+
+    /// The times of the failures of `key` within `window` before `now`,
+    /// oldest first.
+    async fn recent_failures(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> StoreResult<Vec<DateTime<Utc>>>;
+
+    /// Forget every failure of `key`.
+    async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+}
+
+/// The stores a [`Sentri`](crate::Sentri) runs on.
+///
+/// One backend often implements every trait; [`Stores::from_backend`] wires
+/// such a backend into all slots, and each slot can be replaced (e.g. SQL for
+/// users and sessions, Redis for idempotency and throttling).
+#[derive(Clone)]
+pub struct Stores {
+    /// Users.
+    pub users: Arc<dyn UserStore>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Signing keys.
+    pub keys: Arc<dyn KeyStore>,
+    /// Idempotent responses.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Throttling counters.
+    pub throttle: Arc<dyn ThrottleStore>,
+}
+
+impl Stores {
+    /// Use one backend for every store.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: UserStore + SessionStore + KeyStore + IdempotencyStore + ThrottleStore,
+    {
+        Self {
+            users: backend.clone(),
+            sessions: backend.clone(),
+            keys: backend.clone(),
+            idempotency: backend.clone(),
+            throttle: backend,
+        }
+    }
+
+    /// Replace the idempotency store.
+    #[must_use]
+    pub fn with_idempotency(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.idempotency = store;
+        self
+    }
+
+    /// Replace the throttling counters.
+    #[must_use]
+    pub fn with_throttle(mut self, store: Arc<dyn ThrottleStore>) -> Self {
+        self.throttle = store;
+        self
+    }
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+#[allow(dead_code)]
+fn _object_safe(
+    _: &dyn UserStore,
+    _: &dyn SessionStore,
+    _: &dyn KeyStore,
+    _: &dyn IdempotencyStore,
+    _: &dyn ThrottleStore,
+) {
+}

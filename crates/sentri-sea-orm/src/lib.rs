@@ -1,0 +1,1 @@
+//! sentri-sea-orm: SeaORM stores for sentri (work in progress).

@@ -1,0 +1,1 @@
+//! sentri-migration: the schema of sentri (work in progress).
