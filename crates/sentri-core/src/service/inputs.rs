@@ -1,0 +1,144 @@
+//! Inputs and outputs of the services. `Debug` never shows a secret.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::model::{Session, SessionId, User, UserId};
+use crate::tokens::TokenPair;
+
+/// What is known of the client making a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The `User-Agent` header (truncated to 512 bytes when stored).
+    pub user_agent: Option<String>,
+    /// The client address (see [`crate::net::client_ip`]).
+    pub ip: Option<IpAddr>,
+}
+
+/// Input of registration (F-03).
+#[derive(Clone)]
+pub struct RegisterInput {
+    /// The identifier (email, username, phone).
+    pub identifier: String,
+    /// The password in clear.
+    pub password: String,
+    /// Requested roles; `None` or empty means the default role.
+    pub roles: Option<Vec<String>>,
+    /// Optional display name (at most 100 characters).
+    pub name: Option<String>,
+}
+
+impl fmt::Debug for RegisterInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterInput")
+            .field("identifier", &self.identifier)
+            .field("password", &"<redacted>")
+            .field("roles", &self.roles)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Input of login (F-04).
+#[derive(Clone)]
+pub struct LoginInput {
+    /// The identifier as entered.
+    pub identifier: String,
+    /// The password in clear.
+    pub password: String,
+    /// The client, recorded on the session.
+    pub client: ClientInfo,
+}
+
+impl fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginInput")
+            .field("identifier", &self.identifier)
+            .field("password", &"<redacted>")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// Input of refresh (F-11).
+#[derive(Clone)]
+pub struct RefreshInput {
+    /// The refresh token presented.
+    pub refresh_token: String,
+    /// The client.
+    pub client: ClientInfo,
+}
+
+impl fmt::Debug for RefreshInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshInput")
+            .field("refresh_token", &"<redacted>")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// Which session a logout ends (F-12).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum LogoutInput {
+    /// The session of this refresh token.
+    RefreshToken(String),
+    /// The session of a verified access token.
+    Session(SessionId),
+}
+
+impl fmt::Debug for LogoutInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RefreshToken(_) => f.write_str("RefreshToken(<redacted>)"),
+            Self::Session(id) => f.debug_tuple("Session").field(id).finish(),
+        }
+    }
+}
+
+/// Input of a password change (F-06).
+#[derive(Clone)]
+pub struct ChangePasswordInput {
+    /// Whose password.
+    pub user_id: UserId,
+    /// The current password, checked first.
+    pub current_password: String,
+    /// The new password.
+    pub new_password: String,
+}
+
+impl fmt::Debug for ChangePasswordInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangePasswordInput")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What login and refresh return.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthOutput {
+    /// The new tokens.
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    /// The user.
+    pub user: User,
+    /// The session the tokens belong to.
+    #[serde(skip)]
+    pub session_id: SessionId,
+}
+
+/// A session as listed to its owner (F-14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    /// The session.
+    #[serde(flatten)]
+    pub session: Session,
+    /// Whether it is the session of the request listing it.
+    pub current: bool,
+}

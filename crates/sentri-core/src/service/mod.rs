@@ -1,0 +1,324 @@
+//! The [`Sentri`] facade: every service of sentri behind one cheap-to-clone
+//! handle.
+//!
+//! Adapters (axum, poem) and applications call these methods; all the
+//! rules live here, so both adapters behave identically.
+
+mod accounts;
+mod inputs;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+
+use crate::clock::Clock;
+use crate::config::{Config, KeySource, SessionCheck};
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::{self, KeyRing, SigningKey};
+use crate::password::Passwords;
+use crate::store::Stores;
+use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
+
+pub use inputs::{
+    AuthOutput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
+    RegisterInput, SessionInfo,
+};
+
+/// The entry point of sentri: configuration, stores, keys and services.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sentri_core::{config::Config, Sentri};
+/// # async fn demo(stores: sentri_core::store::Stores) -> sentri_core::Result<()> {
+/// let config = Config::builder()
+///     .hs256("an HMAC secret of at least thirty-two bytes")
+///     .valid_roles(["user", "admin"])
+///     .build()?;
+/// let sentri = Sentri::new(config, stores).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Sentri(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    stores: Stores,
+    passwords: Passwords,
+    ring: RwLock<Arc<KeyRing>>,
+    verified: Option<moka::sync::Cache<String, AuthUser>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Sentri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sentri")
+            .field("config", &self.0.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sentri {
+    /// Build the services: load (or generate and persist) the signing key.
+    ///
+    /// # Errors
+    /// `CONFIGURATION_ERROR` for a bad password policy or a stored key that
+    /// cannot be read; `SERVICE_UNAVAILABLE` when the KeyStore is down.
+    pub async fn new(config: Config, stores: Stores) -> Result<Self> {
+        Self::with_clock(config, stores, Clock::system()).await
+    }
+
+    /// As [`Sentri::new`], with a given clock (tests move a manual clock).
+    ///
+    /// # Errors
+    /// As [`Sentri::new`].
+    pub async fn with_clock(config: Config, stores: Stores, clock: Clock) -> Result<Self> {
+        let passwords = Passwords::new(config.password_policy.clone())?;
+        let ring = match &config.key_source {
+            KeySource::Secret(secret) => KeyRing::hmac(config.algorithm, secret),
+            KeySource::Pem(pem) => {
+                KeyRing::single(SigningKey::from_pem(config.algorithm, "private_key_pem", pem)?)
+            }
+            KeySource::Generate => load_or_create_ring(&config, &stores, clock.now()).await?,
+        };
+        let verified = (config.verified_token_cache > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.verified_token_cache)
+                .time_to_live(config.access_ttl)
+                .build()
+        });
+        Ok(Self(Arc::new(Inner {
+            config,
+            stores,
+            passwords,
+            ring: RwLock::new(Arc::new(ring)),
+            verified,
+            clock,
+        })))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Stores {
+        &self.0.stores
+    }
+
+    /// The password service.
+    pub fn passwords(&self) -> &Passwords {
+        &self.0.passwords
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.0.clock.now()
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        self.0.ring.read().clone()
+    }
+
+    /// The published key set (`GET /keys`). Empty for HMAC: secrets are
+    /// never published.
+    pub fn jwks(&self) -> Arc<jsonwebtoken::jwk::JwkSet> {
+        self.ring().jwks.clone()
+    }
+
+    /// Verify an access token and return its user (F-13, F-20).
+    ///
+    /// Checks the signature with the key its `kid` names (algorithm pinned
+    /// to that key), `typ`, `iss`/`aud`, then expiry against the clock. A
+    /// token seen before skips the signature check (a bounded cache keyed by
+    /// the whole token), never the expiry check. Then the application's
+    /// `is_token_revoked` (every mode) and, in [`SessionCheck::Always`], the
+    /// session: it must still exist, and roles come from the store.
+    ///
+    /// # Errors
+    /// `TOKEN_INVALID` (malformed, forged, wrong type, revoked session),
+    /// `TOKEN_EXPIRED`, `SERVICE_UNAVAILABLE` (store down).
+    pub async fn verify_access(&self, token: &str) -> Result<AuthUser> {
+        let user = self.verify_signature(token)?;
+        if let Some(check) = &self.0.config.revocation_check {
+            match check.is_revoked(user.session_id()).await {
+                Ok(false) => {}
+                Ok(true) => return Err(Error::new(ErrorCode::TokenInvalid)),
+                Err(err) => {
+                    return Err(Error::new(ErrorCode::ServiceUnavailable).with_source(err));
+                }
+            }
+        }
+        match self.0.config.session_check {
+            SessionCheck::Stateless => Ok(user),
+            SessionCheck::Always => self.check_session(user).await,
+        }
+    }
+
+    /// Signature, claims and expiry, with the verified-token cache.
+    fn verify_signature(&self, token: &str) -> Result<AuthUser> {
+        let now = self.now().timestamp();
+        if let Some(cache) = &self.0.verified
+            && let Some(user) = cache.get(token)
+        {
+            return if user.expires_at() <= now {
+                Err(Error::new(ErrorCode::TokenExpired))
+            } else {
+                Ok(user)
+            };
+        }
+        let config = &self.0.config;
+        let claims = tokens::verify_access(
+            &self.ring(),
+            token,
+            config.issuer.as_deref(),
+            config.audience.as_deref(),
+        )?;
+        if claims.exp <= now {
+            return Err(Error::new(ErrorCode::TokenExpired));
+        }
+        let user = AuthUser::from_claims(&claims);
+        if let Some(cache) = &self.0.verified {
+            cache.insert(token.to_owned(), user.clone());
+        }
+        Ok(user)
+    }
+
+    async fn check_session(&self, user: AuthUser) -> Result<AuthUser> {
+        let now = self.now();
+        let active = self
+            .0
+            .stores
+            .sessions
+            .find_active_session(user.session_id(), now)
+            .await?
+            .filter(|a| a.session.user_id == user.id())
+            .ok_or_else(|| Error::with_message(ErrorCode::TokenInvalid, "session revoked"))?;
+        let interval = self.0.config.touch_interval;
+        if now - active.session.last_active_at >= to_chrono(interval) {
+            let sessions = &self.0.stores.sessions;
+            if let Err(err) = sessions.touch_session(user.session_id(), now, interval).await {
+                tracing::warn!(error = %err, "could not record session activity");
+            }
+        }
+        Ok(AuthUser::with_current(
+            &user,
+            active.identifier,
+            active.roles,
+            active.email_verified_at.is_some(),
+        ))
+    }
+
+    /// Sign a new access token and pair it with `refresh`.
+    pub(crate) fn issue_tokens(
+        &self,
+        claims_for: &TokenSubject<'_>,
+        refresh: &NewRefresh,
+        session_expires_at: DateTime<Utc>,
+    ) -> Result<TokenPair> {
+        let config = &self.0.config;
+        let now = self.now();
+        let access_expires_at = now + to_chrono(config.access_ttl);
+        let claims = AccessClaims {
+            sub: claims_for.user_id,
+            sid: claims_for.session_id,
+            identifier: claims_for.identifier.to_owned(),
+            roles: claims_for.roles.to_vec(),
+            iat: now.timestamp(),
+            exp: access_expires_at.timestamp(),
+            typ: tokens::ACCESS_TYP.to_owned(),
+            email_verified: claims_for.email_verified,
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+        };
+        let access_token = tokens::sign_access(&self.ring(), &claims)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: refresh.token.to_string(),
+            access_expires_at,
+            refresh_expires_at: session_expires_at,
+        })
+    }
+
+    /// Generate a new signing key, make it the active one and keep the old
+    /// public keys published until their tokens have expired (F-15).
+    /// Returns the new `kid`.
+    ///
+    /// # Errors
+    /// `CONFIGURATION_ERROR` when the key is an HMAC secret or a configured
+    /// PEM (rotate those by changing the configuration);
+    /// `SERVICE_UNAVAILABLE` when the KeyStore is down.
+    pub async fn rotate_signing_key(&self) -> Result<String> {
+        let config = &self.0.config;
+        if !matches!(config.key_source, KeySource::Generate) {
+            return Err(Error::configuration(
+                "algorithm",
+                "only generated, stored keys can be rotated",
+            ));
+        }
+        let now = self.now();
+        let (record, _) = keys::new_record(config.algorithm, now)?;
+        let kid = record.kid.clone();
+        self.0.stores.keys.rotate_key(record, now).await?;
+        self.reload_keys().await?;
+        Ok(kid)
+    }
+
+    /// Re-read the signing keys from the KeyStore (after another instance
+    /// rotated them). No effect for HMAC or configured keys.
+    ///
+    /// # Errors
+    /// `SERVICE_UNAVAILABLE` when the KeyStore is down.
+    pub async fn reload_keys(&self) -> Result<()> {
+        if matches!(self.0.config.key_source, KeySource::Generate) {
+            let ring = load_or_create_ring(&self.0.config, &self.0.stores, self.now()).await?;
+            *self.0.ring.write() = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    /// Delete stored keys retired long enough ago that no token they signed
+    /// can still be valid. Returns how many were deleted.
+    ///
+    /// # Errors
+    /// `SERVICE_UNAVAILABLE` when the KeyStore is down.
+    pub async fn purge_retired_keys(&self) -> Result<u64> {
+        let before = self.now() - to_chrono(self.0.config.access_ttl) - chrono::Duration::minutes(1);
+        Ok(self.0.stores.keys.delete_keys_retired_before(before).await?)
+    }
+}
+
+/// What an access token is issued for.
+pub(crate) struct TokenSubject<'a> {
+    pub(crate) user_id: crate::model::UserId,
+    pub(crate) session_id: crate::model::SessionId,
+    pub(crate) identifier: &'a str,
+    pub(crate) roles: &'a [String],
+    pub(crate) email_verified: bool,
+}
+
+pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+async fn load_or_create_ring(config: &Config, stores: &Stores, now: DateTime<Utc>) -> Result<KeyRing> {
+    // Keys retired less than one access TTL ago may still have live tokens.
+    let publish_after = now - to_chrono(config.access_ttl) - chrono::Duration::minutes(1);
+    let records = stores.keys.list_keys().await?;
+    if let Some(ring) = KeyRing::from_records(config.algorithm, &records, publish_after)? {
+        return Ok(ring);
+    }
+    let (record, _) = keys::new_record(config.algorithm, now)?;
+    stores.keys.insert_key_if_none(record).await?;
+    // Read back: when several instances start at once, one key wins.
+    let records = stores.keys.list_keys().await?;
+    KeyRing::from_records(config.algorithm, &records, publish_after)?
+        .ok_or_else(|| Error::internal("the key store kept no active key"))
+}

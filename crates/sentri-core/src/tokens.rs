@@ -1,0 +1,358 @@
+//! Access and refresh tokens (F-10).
+//!
+//! **Access token**: a JWT signed with the configured key, claims `sub`
+//! (user id), `sid` (session id), `identifier`, `roles`, `iat`, `exp`,
+//! `typ: "access"`, `email_verified` when true, and `iss`/`aud` when
+//! configured; `kid` in the header for asymmetric keys.
+//!
+//! **Refresh token**: opaque, `<session id>.<32 random bytes, base64url>`.
+//! Only the SHA-256 of the random part is stored; it changes on every
+//! rotation. A refresh token is not a JWT, so it can never pass as an access
+//! token, and an access token never parses as a refresh token.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys::KeyRing;
+use crate::model::{SessionId, TokenHash, UserId};
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user id.
+    pub sub: UserId,
+    /// The session id.
+    pub sid: SessionId,
+    /// The user's identifier (display value).
+    pub identifier: String,
+    /// The user's roles when the token was issued.
+    pub roles: Vec<String>,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Always `"access"`.
+    pub typ: String,
+    /// Whether the user's email was verified when the token was issued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
+    /// Issuer, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The type claim of access tokens.
+pub const ACCESS_TYP: &str = "access";
+
+/// Sign `claims` with the ring's signing key.
+pub(crate) fn sign_access(ring: &KeyRing, claims: &AccessClaims) -> Result<String> {
+    let mut header = jsonwebtoken::Header::new(ring.signing.algorithm.to_jwt());
+    header.kid = ring.signing.kid.clone();
+    jsonwebtoken::encode(&header, claims, &ring.signing.encoding).map_err(Error::internal)
+}
+
+/// Why a token failed verification (for logs; clients see only the code).
+fn invalid(reason: &'static str) -> Error {
+    tracing::debug!(reason, "access token rejected");
+    Error::new(ErrorCode::TokenInvalid)
+}
+
+/// Verify signature, algorithm, `typ`, `iss` and `aud` of an access token.
+/// Expiry is checked by the caller against its clock.
+pub(crate) fn verify_access(
+    ring: &KeyRing,
+    token: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<AccessClaims> {
+    if token.len() > 8 * 1024 || token.split('.').count() != 3 {
+        return Err(invalid("malformed"));
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("bad header"))?;
+    let (algorithm, key) = if ring.by_kid.is_empty() {
+        // HMAC: one secret, never a kid.
+        if header.kid.is_some() {
+            return Err(invalid("unexpected kid"));
+        }
+        (ring.signing.algorithm.to_jwt(), &ring.signing.decoding)
+    } else {
+        let kid = header.kid.as_deref().ok_or_else(|| invalid("missing kid"))?;
+        let vk = ring.by_kid.get(kid).ok_or_else(|| invalid("unknown kid"))?;
+        (vk.algorithm, &vk.key)
+    };
+    // Pin the algorithm to the key's own: never `none` (not representable),
+    // never HMAC with a public key.
+    if header.alg != algorithm {
+        return Err(invalid("algorithm mismatch"));
+    }
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.validate_aud = audience.is_some();
+    if let Some(aud) = audience {
+        validation.set_audience(&[aud]);
+    }
+    if let Some(iss) = issuer {
+        validation.set_issuer(&[iss]);
+    }
+    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        .map_err(|_| invalid("signature or claims"))?;
+    let claims = data.claims;
+    if claims.typ != ACCESS_TYP {
+        return Err(invalid("not an access token"));
+    }
+    if issuer.is_some() && claims.iss.as_deref() != issuer {
+        return Err(invalid("issuer"));
+    }
+    Ok(claims)
+}
+
+/// A freshly minted refresh token: what the client gets, and what is stored.
+pub(crate) struct NewRefresh {
+    pub(crate) token: Zeroizing<String>,
+    pub(crate) hash: TokenHash,
+}
+
+pub(crate) fn mint_refresh(sid: SessionId) -> NewRefresh {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(secret.as_mut());
+    let token = Zeroizing::new(format!(
+        "{}.{}",
+        sid.0.simple(),
+        URL_SAFE_NO_PAD.encode(secret.as_ref())
+    ));
+    NewRefresh {
+        token,
+        hash: hash_secret(secret.as_ref()),
+    }
+}
+
+fn hash_secret(secret: &[u8]) -> TokenHash {
+    TokenHash(Sha256::digest(secret).into())
+}
+
+/// A refresh token parsed into its session id and secret hash.
+pub(crate) struct ParsedRefresh {
+    pub(crate) sid: SessionId,
+    pub(crate) hash: TokenHash,
+}
+
+pub(crate) fn parse_refresh(token: &str) -> Result<ParsedRefresh> {
+    let bad = || Error::new(ErrorCode::TokenInvalid);
+    let (sid, secret) = token.trim().split_once('.').ok_or_else(bad)?;
+    if sid.len() != 32 || secret.len() != 43 {
+        return Err(bad());
+    }
+    let sid = uuid::Uuid::try_parse(sid).map_err(|_| bad())?;
+    let secret = Zeroizing::new(URL_SAFE_NO_PAD.decode(secret).map_err(|_| bad())?);
+    if secret.len() != 32 {
+        return Err(bad());
+    }
+    Ok(ParsedRefresh {
+        sid: SessionId(sid),
+        hash: hash_secret(&secret),
+    })
+}
+
+/// A token pair handed to a client. `Debug` redacts both tokens.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    /// The access token (JWT).
+    pub access_token: String,
+    /// The refresh token (opaque).
+    pub refresh_token: String,
+    /// When the access token expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// When the refresh token (the session) expires.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish()
+    }
+}
+
+/// The user behind a verified access token: what `protect` hands to
+/// handlers. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser(Arc<AuthUserInner>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct AuthUserInner {
+    id: UserId,
+    session_id: SessionId,
+    identifier: String,
+    roles: Vec<String>,
+    email_verified: bool,
+    expires_at: i64,
+}
+
+impl AuthUser {
+    pub(crate) fn from_claims(claims: &AccessClaims) -> Self {
+        Self(Arc::new(AuthUserInner {
+            id: claims.sub,
+            session_id: claims.sid,
+            identifier: claims.identifier.clone(),
+            roles: claims.roles.clone(),
+            email_verified: claims.email_verified,
+            expires_at: claims.exp,
+        }))
+    }
+
+    pub(crate) fn with_current(
+        claims_user: &AuthUser,
+        identifier: String,
+        roles: Vec<String>,
+        email_verified: bool,
+    ) -> Self {
+        Self(Arc::new(AuthUserInner {
+            id: claims_user.0.id,
+            session_id: claims_user.0.session_id,
+            identifier,
+            roles,
+            email_verified,
+            expires_at: claims_user.0.expires_at,
+        }))
+    }
+
+    /// The user's id.
+    pub fn id(&self) -> UserId {
+        self.0.id
+    }
+    /// The session the token belongs to.
+    pub fn session_id(&self) -> SessionId {
+        self.0.session_id
+    }
+    /// The identifier (display value).
+    pub fn identifier(&self) -> &str {
+        &self.0.identifier
+    }
+    /// The roles: current ones in `Always` mode, the token's otherwise.
+    pub fn roles(&self) -> &[String] {
+        &self.0.roles
+    }
+    /// Whether the user has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.roles.iter().any(|r| r == role)
+    }
+    /// Whether the user has at least one of `roles`.
+    pub fn has_any_role<S: AsRef<str>>(&self, roles: &[S]) -> bool {
+        roles.iter().any(|r| self.has_role(r.as_ref()))
+    }
+    /// Whether the user's email is verified.
+    pub fn email_verified(&self) -> bool {
+        self.0.email_verified
+    }
+    /// When the access token expires (seconds since the epoch).
+    pub fn expires_at(&self) -> i64 {
+        self.0.expires_at
+    }
+
+    /// `FORBIDDEN` unless the user has at least one of `roles` (F-21).
+    ///
+    /// # Errors
+    /// `FORBIDDEN`.
+    pub fn require_any_role<S: AsRef<str>>(&self, roles: &[S]) -> Result<()> {
+        if self.has_any_role(roles) {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorCode::Forbidden))
+        }
+    }
+
+    /// `FORBIDDEN` unless the user's email is verified (F-22).
+    ///
+    /// # Errors
+    /// `FORBIDDEN`.
+    pub fn require_verified_email(&self) -> Result<()> {
+        if self.email_verified() {
+            Ok(())
+        } else {
+            Err(Error::with_message(
+                ErrorCode::Forbidden,
+                "email address not verified",
+            ))
+        }
+    }
+
+    /// `FORBIDDEN` unless `user_id` (e.g. a path parameter) is this user
+    /// (F-22 `require_self`). A value that is not a user id is forbidden too.
+    ///
+    /// # Errors
+    /// `FORBIDDEN`.
+    pub fn require_self(&self, user_id: &str) -> Result<()> {
+        match user_id.parse::<UserId>() {
+            Ok(id) if id == self.0.id => Ok(()),
+            _ => Err(Error::new(ErrorCode::Forbidden)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_round_trip_and_hash_the_secret() {
+        let sid = SessionId::new();
+        let minted = mint_refresh(sid);
+        let parsed = parse_refresh(&minted.token).unwrap();
+        assert_eq!(parsed.sid, sid);
+        assert!(parsed.hash.ct_eq(&minted.hash));
+        assert!(!minted.token.contains(&format!("{:?}", minted.hash)));
+        let other = mint_refresh(sid);
+        assert!(!other.hash.ct_eq(&minted.hash));
+    }
+
+    #[test]
+    fn malformed_refresh_tokens_are_token_invalid() {
+        let good = mint_refresh(SessionId::new()).token.to_string();
+        let (sid, secret) = good.split_once('.').unwrap();
+        let cases = [
+            String::new(),
+            "abc".into(),
+            sid.to_string(),
+            format!("{sid}."),
+            format!("{sid}.{}", &secret[1..]),
+            format!("{sid}.{secret}x"),
+            format!("zz{}.{secret}", &sid[2..]),
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig".into(),
+        ];
+        for bad in cases {
+            let err = parse_refresh(&bad).err().unwrap();
+            assert_eq!(err.code(), ErrorCode::TokenInvalid, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_pair_debug_redacts_tokens() {
+        let pair = TokenPair {
+            access_token: "secret-access".into(),
+            refresh_token: "secret-refresh".into(),
+            access_expires_at: Utc::now(),
+            refresh_expires_at: Utc::now(),
+        };
+        let dbg = format!("{pair:?}");
+        assert!(!dbg.contains("secret-access") && !dbg.contains("secret-refresh"));
+    }
+}
