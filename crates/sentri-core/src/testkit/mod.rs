@@ -1,1 +1,354 @@
 //! The store conformance suite (feature `testkit`, F-34).
+//!
+//! Every store implementation — `sentri-memory`, `sentri-sea-orm` on each
+//! database, `sentri-redis`, and your own — runs the same checks, so they all
+//! keep the contract written in [`crate::store`]. There is one macro per
+//! trait:
+//!
+//! | macro | trait(s) the store must implement | check functions |
+//! |---|---|---|
+//! | [`user_store_tests!`](crate::user_store_tests) | [`UserStore`](crate::store::UserStore) | [`users`] |
+//! | [`session_store_tests!`](crate::session_store_tests) | [`UserStore`](crate::store::UserStore) + [`SessionStore`](crate::store::SessionStore) | [`sessions`] |
+//! | [`key_store_tests!`](crate::key_store_tests) | [`KeyStore`](crate::store::KeyStore) | [`keys`] |
+//! | [`idempotency_store_tests!`](crate::idempotency_store_tests) | [`IdempotencyStore`](crate::store::IdempotencyStore) | [`idempotency`] |
+//! | [`throttle_store_tests!`](crate::throttle_store_tests) | [`ThrottleStore`](crate::store::ThrottleStore) | [`throttle`] |
+//!
+//! # Running the suite against your store
+//!
+//! Enable the feature in your store crate's dev-dependencies, together with
+//! tokio's test macros:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! sentri-core = { version = "0.1", features = ["testkit"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! and write one macro call per trait in `tests/conformance.rs`. The argument
+//! is an expression that evaluates to a future of the store (an `async`
+//! block); it is evaluated anew for every check, so a SQL backend can hand
+//! each check a fresh schema:
+//!
+//! ```ignore
+//! // tests/conformance.rs of a store crate
+//! async fn store() -> my_store::MyStore {
+//!     my_store::MyStore::connect("postgres://localhost/sentri_test").await.unwrap()
+//! }
+//!
+//! sentri_core::user_store_tests!(store());
+//! sentri_core::session_store_tests!(store());
+//! sentri_core::key_store_tests!(store());
+//! sentri_core::idempotency_store_tests!(async { my_store::MyStore::in_memory() });
+//! sentri_core::throttle_store_tests!(async { my_store::MyStore::in_memory() });
+//! ```
+//!
+//! Each macro expands to a module (`user_store_conformance`, …) holding one
+//! `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per check,
+//! so `cargo test` names the check that failed, e.g.
+//! `user_store_conformance::concurrent_create_user`. Each test wraps the
+//! store in an [`Arc`](std::sync::Arc) and calls the check function of the
+//! same name, which panics with a message naming the broken rule. You can
+//! also call the check functions yourself from any multi-threaded tokio
+//! runtime.
+//!
+//! # What the checks assume
+//!
+//! - Stores may be shared between checks (and may already hold data): every
+//!   check uses fresh random user ids, identifiers, session ids, key ids,
+//!   idempotency and throttle keys. The key-store checks use made-up
+//!   algorithm names of 16 characters (`T` and 15 hex digits) so they never
+//!   touch the keys of another check; the global operations
+//!   (`purge_expired_sessions`, `delete_keys_retired_before`) are run at
+//!   times around the year 2001, long before any other check's data.
+//! - Times the checks pass in are whole seconds, so backends that store
+//!   seconds (MySQL `DATETIME`), microseconds (PostgreSQL) or milliseconds
+//!   (Redis scores) all return them unchanged.
+//! - The idempotency checks for `lock_ttl` and `ttl` sleep for real (about
+//!   1.5 s each), because [`IdempotencyStore`](crate::store::IdempotencyStore)
+//!   reads the clock itself.
+//! - The concurrency checks start 8 or 16 tokio tasks together (behind a
+//!   [`tokio::sync::Barrier`]) on the multi-threaded runtime; a store that
+//!   implements an atomic operation as read-then-write fails them.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+use crate::model::{NewUser, PasswordHash, TokenHash, User, UserId};
+use crate::store::{StoreErrorKind, StoreResult, UserStore};
+
+pub mod idempotency;
+pub mod keys;
+pub mod sessions;
+pub mod throttle;
+pub mod users;
+
+/// The current time, truncated to whole seconds.
+pub(crate) fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp(), 0).expect("the current time is representable")
+}
+
+/// A time in the year 2001 (whole seconds), far before any "now" data of
+/// other checks, plus `offset_secs`.
+pub(crate) fn era_2001(offset_secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(978_307_200 + offset_secs, 0).expect("a time in 2001")
+}
+
+/// `t` plus `secs` seconds.
+pub(crate) fn plus(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    t + chrono::TimeDelta::seconds(secs)
+}
+
+/// A fresh unique string starting with `prefix`.
+pub(crate) fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", Uuid::new_v4().simple())
+}
+
+/// A fresh random refresh-token hash.
+pub(crate) fn token_hash() -> TokenHash {
+    TokenHash(rand::random())
+}
+
+/// A fresh random password hash (not a real hash; stores never parse it).
+pub(crate) fn password_hash() -> PasswordHash {
+    PasswordHash::new(format!("$test$v=1${}", Uuid::new_v4().simple()))
+}
+
+/// A fresh [`NewUser`] with a unique identifier and `roles`, created at `at`.
+pub(crate) fn new_user(roles: &[&str], at: DateTime<Utc>) -> NewUser {
+    let key = format!("{}@example.test", unique("user"));
+    let mut roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    roles.sort();
+    roles.dedup();
+    NewUser {
+        id: UserId::new(),
+        identifier: key.to_uppercase(),
+        identifier_key: key,
+        password_hash: password_hash(),
+        roles,
+        name: Some("Test User".to_owned()),
+        created_at: at,
+    }
+}
+
+/// Create a fresh user with `roles` at `at`.
+pub(crate) async fn create_user<S: UserStore + ?Sized>(
+    store: &S,
+    roles: &[&str],
+    at: DateTime<Utc>,
+) -> User {
+    ok(store.create_user(new_user(roles, at)).await, "create_user")
+}
+
+/// Unwrap a store result, panicking with `what` on an error.
+#[track_caller]
+pub(crate) fn ok<T>(result: StoreResult<T>, what: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(err) => panic!("{what}: unexpected store error {err:?}"),
+    }
+}
+
+/// Assert that `result` is an error of `kind`.
+#[track_caller]
+pub(crate) fn expect_err<T: Debug>(result: StoreResult<T>, kind: StoreErrorKind, what: &str) {
+    match result {
+        Ok(value) => panic!("{what}: expected a {kind:?} error, got Ok({value:?})"),
+        Err(err) if err.kind() == kind => {}
+        Err(err) => panic!("{what}: expected a {kind:?} error, got {err:?}"),
+    }
+}
+
+/// Run `n` tasks of `task(store, i)` on the runtime, released together by a
+/// barrier, and collect their outputs in task order.
+pub(crate) async fn race<S, F, Fut, T>(store: &Arc<S>, n: usize, task: F) -> Vec<T>
+where
+    S: Send + Sync + 'static + ?Sized,
+    F: Fn(Arc<S>, usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let fut = task(store.clone(), i);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for handle in handles {
+        match handle.await {
+            Ok(value) => out.push(value),
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+    out
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sentri_conformance {
+    ($module:ident, $checks:ident, $factory:expr; $($check:ident),+ $(,)?) => {
+        #[allow(unused_imports)]
+        mod $module {
+            use super::*;
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    let store = ::std::sync::Arc::new(($factory).await);
+                    $crate::testkit::$checks::$check(store).await;
+                }
+            )+
+        }
+    };
+}
+
+/// The [`UserStore`](crate::store::UserStore) conformance suite.
+///
+/// `sentri_core::user_store_tests!(async { MyStore::new() });` expands to a
+/// module `user_store_conformance` with one tokio test per check of
+/// [`testkit::users`](crate::testkit::users). The expression is evaluated
+/// anew for every test and must be a future of the store (`async { … }` or a
+/// call of an `async fn`).
+#[macro_export]
+macro_rules! user_store_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__sentri_conformance!(
+            user_store_conformance,
+            users,
+            $factory;
+            create_and_find,
+            create_conflict,
+            find_missing,
+            update_identifier,
+            update_identifier_conflict,
+            update_identifier_not_found,
+            replace_password_hash,
+            add_and_remove_roles,
+            set_email_verified,
+            record_login,
+            any_user_with_role,
+            concurrent_create_user,
+            concurrent_add_roles,
+            concurrent_replace_password_hash,
+            concurrent_update_identifier,
+        );
+    };
+}
+
+/// The [`SessionStore`](crate::store::SessionStore) conformance suite.
+///
+/// `sentri_core::session_store_tests!(async { MyStore::new() });` expands to
+/// a module `session_store_conformance` with one tokio test per check of
+/// [`testkit::sessions`](crate::testkit::sessions). The store must implement
+/// [`UserStore`](crate::store::UserStore) too: sessions belong to users, and
+/// [`find_active_session`](crate::store::SessionStore::find_active_session)
+/// joins them.
+#[macro_export]
+macro_rules! session_store_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__sentri_conformance!(
+            session_store_conformance,
+            sessions,
+            $factory;
+            create_and_find_active,
+            create_session_conflict,
+            find_active_missing,
+            find_active_reflects_user_changes,
+            rotate_refresh,
+            rotate_refresh_missing,
+            touch_session,
+            delete_session,
+            delete_user_session,
+            delete_user_sessions,
+            list_user_sessions,
+            purge_expired_sessions,
+            concurrent_rotate_refresh,
+            concurrent_touch_session,
+        );
+    };
+}
+
+/// The [`KeyStore`](crate::store::KeyStore) conformance suite.
+///
+/// `sentri_core::key_store_tests!(async { MyStore::new() });` expands to a
+/// module `key_store_conformance` with one tokio test per check of
+/// [`testkit::keys`](crate::testkit::keys).
+#[macro_export]
+macro_rules! key_store_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__sentri_conformance!(
+            key_store_conformance,
+            keys,
+            $factory;
+            insert_key_if_none_inserts,
+            insert_key_if_none_returns_existing,
+            algorithms_are_independent,
+            rotate_key,
+            rotate_key_without_active_key,
+            delete_keys_retired_before,
+            concurrent_insert_key_if_none,
+            concurrent_rotate_key,
+        );
+    };
+}
+
+/// The [`IdempotencyStore`](crate::store::IdempotencyStore) conformance suite.
+///
+/// `sentri_core::idempotency_store_tests!(async { MyStore::new() });` expands
+/// to a module `idempotency_store_conformance` with one tokio test per check
+/// of [`testkit::idempotency`](crate::testkit::idempotency).
+#[macro_export]
+macro_rules! idempotency_store_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__sentri_conformance!(
+            idempotency_store_conformance,
+            idempotency,
+            $factory;
+            begin_acquires_free_key,
+            begin_in_progress_and_mismatch,
+            complete_replays_exact_response,
+            completed_mismatch,
+            release_frees_key,
+            release_unknown_key,
+            expired_lock_is_free,
+            completed_expires_after_ttl,
+            keys_are_independent,
+            concurrent_begin,
+            concurrent_begin_after_completion,
+        );
+    };
+}
+
+/// The [`ThrottleStore`](crate::store::ThrottleStore) conformance suite.
+///
+/// `sentri_core::throttle_store_tests!(async { MyStore::new() });` expands to
+/// a module `throttle_store_conformance` with one tokio test per check of
+/// [`testkit::throttle`](crate::testkit::throttle).
+#[macro_export]
+macro_rules! throttle_store_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__sentri_conformance!(
+            throttle_store_conformance,
+            throttle,
+            $factory;
+            record_and_recent_oldest_first,
+            recent_within_window_only,
+            keep_bound,
+            clear_failures,
+            keys_are_independent,
+            unknown_key_is_empty,
+            same_instant_failures_count,
+            concurrent_record_failure,
+        );
+    };
+}
