@@ -1,0 +1,261 @@
+//! [`SessionStore`] for [`SeaOrmStore`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, JoinType, Order, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use sentri_core::model::{
+    ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, UserId,
+};
+use sentri_core::store::{SessionStore, StoreResult};
+
+use crate::entity::{sessions, user_roles, users};
+use crate::error::map_db_err;
+use crate::{SeaOrmStore, chrono_duration, micros};
+
+fn to_session(m: &sessions::Model) -> Session {
+    Session {
+        id: SessionId(m.id),
+        user_id: UserId(m.user_id),
+        user_agent: m.user_agent.clone(),
+        ip: m.ip.clone(),
+        created_at: m.created_at,
+        last_active_at: m.last_active_at,
+        expires_at: m.expires_at,
+    }
+}
+
+/// The live session joined with its user and the user's roles: one indexed
+/// round trip (primary-key lookups on all three tables, one row per role).
+pub(crate) async fn active_session(
+    conn: &impl ConnectionTrait,
+    id: SessionId,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<ActiveSession>> {
+    let mut q = Query::select();
+    for col in sessions::Column::iter() {
+        q.column((sessions::Entity, col));
+    }
+    q.column((users::Entity, users::Column::Identifier))
+        .column((users::Entity, users::Column::EmailVerifiedAt))
+        .column((user_roles::Entity, user_roles::Column::Role))
+        .from(sessions::Entity)
+        .join(
+            JoinType::InnerJoin,
+            users::Entity,
+            Expr::col((users::Entity, users::Column::Id))
+                .equals((sessions::Entity, sessions::Column::UserId)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            user_roles::Entity,
+            Expr::col((user_roles::Entity, user_roles::Column::UserId))
+                .equals((sessions::Entity, sessions::Column::UserId)),
+        )
+        .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(id.0))
+        .and_where(Expr::col((sessions::Entity, sessions::Column::ExpiresAt)).gt(now))
+        .order_by((user_roles::Entity, user_roles::Column::Role), Order::Asc);
+    let rows = conn.query_all(&q).await.map_err(map_db_err)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let model = sessions::Model::from_query_result(first, "").map_err(map_db_err)?;
+    let identifier: String = first.try_get("", "identifier").map_err(map_db_err)?;
+    let email_verified_at: Option<DateTime<Utc>> =
+        first.try_get("", "email_verified_at").map_err(map_db_err)?;
+    let mut roles = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(role) = row
+            .try_get::<Option<String>>("", "role")
+            .map_err(map_db_err)?
+        {
+            roles.push(role);
+        }
+    }
+    roles.dedup();
+    Ok(Some(ActiveSession {
+        session: to_session(&model),
+        identifier,
+        roles,
+        email_verified_at,
+    }))
+}
+
+#[async_trait]
+impl SessionStore for SeaOrmStore {
+    async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
+        let created_at = micros(session.created_at);
+        let expires_at = micros(session.expires_at);
+        sessions::Entity::insert(sessions::ActiveModel {
+            id: Set(session.id.0),
+            user_id: Set(session.user_id.0),
+            refresh_hash: Set(session.refresh_hash.as_bytes().to_vec()),
+            previous_refresh_hash: Set(None),
+            rotated_at: Set(None),
+            user_agent: Set(session.user_agent.clone()),
+            ip: Set(session.ip.clone()),
+            created_at: Set(created_at),
+            last_active_at: Set(created_at),
+            expires_at: Set(expires_at),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(map_db_err)?;
+        Ok(Session {
+            id: session.id,
+            user_id: session.user_id,
+            user_agent: session.user_agent,
+            ip: session.ip,
+            created_at,
+            last_active_at: created_at,
+            expires_at,
+        })
+    }
+
+    async fn find_active_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ActiveSession>> {
+        active_session(&self.db, id, now).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        id: SessionId,
+        presented: &TokenHash,
+        next: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let now = micros(now);
+        // The single winner: a conditional update whose affected-row count
+        // says whether `presented` was still current.
+        let res = sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::PreviousRefreshHash,
+                Expr::value(presented.as_bytes().to_vec()),
+            )
+            .col_expr(
+                sessions::Column::RefreshHash,
+                Expr::value(next.as_bytes().to_vec()),
+            )
+            .col_expr(sessions::Column::RotatedAt, Expr::value(now))
+            .col_expr(sessions::Column::LastActiveAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(id.0))
+            .filter(sessions::Column::RefreshHash.eq(presented.as_bytes().to_vec()))
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        if res.rows_affected > 0 {
+            return Ok(match active_session(&self.db, id, now).await? {
+                Some(active) => Rotation::Rotated(active),
+                // Deleted (logout, user removed) right after the rotation.
+                None => Rotation::Missing,
+            });
+        }
+        let row = sessions::Entity::find_by_id(id.0)
+            .select_only()
+            .column(sessions::Column::PreviousRefreshHash)
+            .column(sessions::Column::RotatedAt)
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .into_tuple::<(Option<Vec<u8>>, Option<DateTime<Utc>>)>()
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(match row {
+            None => Rotation::Missing,
+            Some((Some(previous), Some(rotated_at)))
+                if TokenHash::from_slice(&previous).is_some_and(|p| p.ct_eq(presented)) =>
+            {
+                Rotation::Stale { rotated_at }
+            }
+            Some(_) => Rotation::Mismatch,
+        })
+    }
+
+    async fn touch_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+        min_interval: Duration,
+    ) -> StoreResult<bool> {
+        let now = micros(now);
+        let threshold = now
+            .checked_sub_signed(chrono_duration(min_interval))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let res = sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastActiveAt, Expr::value(now))
+            .filter(sessions::Column::Id.eq(id.0))
+            .filter(sessions::Column::LastActiveAt.lt(threshold))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn delete_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        let Some(model) = sessions::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?
+        else {
+            return Ok(None);
+        };
+        let res = sessions::Entity::delete_by_id(id.0)
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        // Of concurrent deletions, only the one that removed the row reports it.
+        Ok((res.rows_affected > 0).then(|| to_session(&model)))
+    }
+
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let res = sessions::Entity::delete_many()
+            .filter(sessions::Column::Id.eq(id.0))
+            .filter(sessions::Column::UserId.eq(user.0))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        let res = sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(user.0))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected)
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Session>> {
+        let models = sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user.0))
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .order_by_desc(sessions::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(models.iter().map(to_session).collect())
+    }
+
+    async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let res = sessions::Entity::delete_many()
+            .filter(sessions::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected)
+    }
+}
