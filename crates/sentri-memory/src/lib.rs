@@ -1,1 +1,290 @@
-//! sentri-memory
+//! In-memory stores for sentri (F-31): every store trait of
+//! [`sentri_core::store`] in one [`MemoryStore`], for tests, demos and
+//! single-process deployments.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use chrono::Utc;
+//! use sentri_core::model::{NewUser, PasswordHash, UserId};
+//! use sentri_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(MemoryStore::builder().idempotency_capacity(1_000).build()?);
+//! // One backend in every slot of `Stores`, ready for the `Sentri` facade.
+//! let stores = store.clone().stores();
+//!
+//! let user = stores
+//!     .users
+//!     .create_user(NewUser {
+//!         id: UserId::new(),
+//!         identifier: "Ada@Example.com".into(),
+//!         identifier_key: "ada@example.com".into(),
+//!         password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$..."),
+//!         roles: vec!["user".into()],
+//!         name: None,
+//!         created_at: Utc::now(),
+//!     })
+//!     .await?;
+//! let found = stores.users.find_user_by_identifier("ada@example.com").await?;
+//! assert_eq!(found.map(|r| r.user.id), Some(user.id));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What it keeps, and how much
+//!
+//! Everything lives in the process and is lost when it exits; several
+//! processes do not share it (use `sentri-sea-orm` and `sentri-redis` for
+//! that).
+//!
+//! - **Users**: a map by id and a unique index by normalised identifier,
+//!   under one lock; roles are kept sorted and without duplicates.
+//! - **Sessions**: a map by id and an index by user. A session without its
+//!   strings takes under 200 bytes, so a million sessions fit well within
+//!   1 GiB. Refresh hashes are compared in constant time.
+//! - **Keys**: a list, oldest first.
+//! - **Idempotency**: a [`moka`] cache with per-entry expiry (`lock_ttl`
+//!   for running requests, `ttl` for stored responses), bounded at
+//!   [`DEFAULT_IDEMPOTENCY_CAPACITY`] entries by default; when full, the
+//!   least recently used entry goes.
+//! - **Throttling**: a sliding-window log per key, bounded by the caller's
+//!   `keep`, and at most [`DEFAULT_THROTTLE_MAX_KEYS`] keys by default; when
+//!   full, the key whose last failure is oldest goes, so nobody can exhaust
+//!   memory by failing logins under ever new identifiers.
+//!
+//! Every operation takes a short [`parking_lot`] lock (or moka's per-key
+//! lock) and never awaits while holding it, so the atomic operations of the
+//! contract (unique identifier, refresh rotation, role merge, idempotency
+//! lock, key rotation) are atomic here.
+//!
+//! # Conformance
+//!
+//! This crate runs the whole `sentri-core` conformance suite (feature
+//! `testkit` of `sentri-core`) in `tests/conformance.rs`, once with a fresh
+//! store per check and once with one store shared by every check:
+//!
+//! ```
+//! // tests/conformance.rs
+//! use sentri_memory::MemoryStore;
+//!
+//! sentri_core::user_store_tests!(async { MemoryStore::new() });
+//! sentri_core::session_store_tests!(async { MemoryStore::new() });
+//! sentri_core::key_store_tests!(async { MemoryStore::new() });
+//! sentri_core::idempotency_store_tests!(async { MemoryStore::new() });
+//! sentri_core::throttle_store_tests!(async { MemoryStore::new() });
+//! # fn main() {}
+//! ```
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use sentri_core::store::Stores;
+
+mod idempotency;
+mod keys;
+mod sessions;
+mod throttle;
+mod users;
+
+use idempotency::IdempotencyCache;
+use keys::Keys;
+use sessions::Sessions;
+use throttle::Throttle;
+use users::Users;
+
+/// The default bound of the idempotency cache (entries).
+pub const DEFAULT_IDEMPOTENCY_CAPACITY: u64 = 10_000;
+
+/// The default bound of the number of throttled keys.
+///
+/// With the default limits (10 and 100 failures kept per key) this is at
+/// most a few hundred MiB in the worst case, and usually far less.
+pub const DEFAULT_THROTTLE_MAX_KEYS: usize = 100_000;
+
+/// An error building a [`MemoryStore`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is out of range.
+    #[error("invalid memory store configuration: {0}")]
+    Config(&'static str),
+}
+
+/// Users, sessions, signing keys, idempotent responses and throttling
+/// counters, all in memory.
+///
+/// Implements [`UserStore`](sentri_core::store::UserStore),
+/// [`SessionStore`](sentri_core::store::SessionStore),
+/// [`KeyStore`](sentri_core::store::KeyStore),
+/// [`IdempotencyStore`](sentri_core::store::IdempotencyStore) and
+/// [`ThrottleStore`](sentri_core::store::ThrottleStore). It is `Send +
+/// Sync`, and a clone is another handle to the same data (like an [`Arc`],
+/// which it holds), so it is cheap to share.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    users: RwLock<Users>,
+    sessions: RwLock<Sessions>,
+    keys: Mutex<Keys>,
+    idempotency: IdempotencyCache,
+    throttle: Mutex<Throttle>,
+}
+
+impl MemoryStore {
+    /// An empty store with the default bounds.
+    pub fn new() -> Self {
+        Self::with_config(DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_THROTTLE_MAX_KEYS)
+    }
+
+    /// A builder to change the bounds.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    fn with_config(idempotency_capacity: u64, throttle_max_keys: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                users: RwLock::new(Users::default()),
+                sessions: RwLock::new(Sessions::default()),
+                keys: Mutex::new(Keys::default()),
+                idempotency: IdempotencyCache::new(idempotency_capacity),
+                throttle: Mutex::new(Throttle::new(throttle_max_keys)),
+            }),
+        }
+    }
+
+    /// This store in every slot of [`Stores`] (the same as
+    /// [`Stores::from_backend`]).
+    pub fn stores(self: Arc<Self>) -> Stores {
+        Stores::from_backend(self)
+    }
+
+    /// How many users the store holds.
+    pub fn user_count(&self) -> usize {
+        self.inner.users.read().len()
+    }
+
+    /// How many sessions the store holds, expired ones included until they
+    /// are purged.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.read().len()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("users", &self.user_count())
+            .field("sessions", &self.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`MemoryStore`] with other bounds than the defaults.
+///
+/// ```
+/// let store = sentri_memory::MemoryStore::builder()
+///     .idempotency_capacity(50_000)
+///     .throttle_max_keys(10_000)
+///     .build()?;
+/// # Ok::<(), sentri_memory::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder {
+    idempotency_capacity: u64,
+    throttle_max_keys: usize,
+}
+
+impl Default for MemoryStoreBuilder {
+    fn default() -> Self {
+        Self {
+            idempotency_capacity: DEFAULT_IDEMPOTENCY_CAPACITY,
+            throttle_max_keys: DEFAULT_THROTTLE_MAX_KEYS,
+        }
+    }
+}
+
+impl MemoryStoreBuilder {
+    /// The most idempotency entries (running requests and stored responses)
+    /// kept at once; the least recently used goes first. Default
+    /// [`DEFAULT_IDEMPOTENCY_CAPACITY`] (10 000, SPEC F-26); at least 1.
+    #[must_use]
+    pub fn idempotency_capacity(mut self, entries: u64) -> Self {
+        self.idempotency_capacity = entries;
+        self
+    }
+
+    /// The most keys (identifiers, client addresses) with throttling
+    /// counters kept at once; the key whose last failure is oldest goes
+    /// first. Default [`DEFAULT_THROTTLE_MAX_KEYS`] (100 000); at least 1.
+    #[must_use]
+    pub fn throttle_max_keys(mut self, keys: usize) -> Self {
+        self.throttle_max_keys = keys;
+        self
+    }
+
+    /// The store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a bound is zero.
+    pub fn build(self) -> Result<MemoryStore, Error> {
+        if self.idempotency_capacity == 0 {
+            return Err(Error::Config("idempotency_capacity must be at least 1"));
+        }
+        if self.throttle_max_keys == 0 {
+            return Err(Error::Config("throttle_max_keys must be at least 1"));
+        }
+        Ok(MemoryStore::with_config(
+            self.idempotency_capacity,
+            self.throttle_max_keys,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_rejects_zero_bounds() {
+        let err = MemoryStore::builder()
+            .idempotency_capacity(0)
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+        assert_eq!(
+            err.to_string(),
+            "invalid memory store configuration: idempotency_capacity must be at least 1"
+        );
+        assert!(MemoryStore::builder().throttle_max_keys(0).build().is_err());
+        assert!(MemoryStore::builder().build().is_ok());
+    }
+
+    #[test]
+    fn store_is_send_sync_and_debug_shows_no_data() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<MemoryStore>();
+        let debug = format!("{:?}", MemoryStore::new());
+        assert_eq!(debug, "MemoryStore { users: 0, sessions: 0, .. }");
+    }
+
+    #[test]
+    fn stores_wires_every_slot() {
+        let stores = Arc::new(MemoryStore::new()).stores();
+        assert_eq!(format!("{stores:?}"), "Stores { .. }");
+    }
+}

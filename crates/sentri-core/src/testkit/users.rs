@@ -452,7 +452,7 @@ pub async fn any_user_with_role<S: UserStore + ?Sized>(store: Arc<S>) {
     );
     ok(
         store
-            .remove_roles(user.id, &[role.clone()], plus(at, 1))
+            .remove_roles(user.id, std::slice::from_ref(&role), plus(at, 1))
             .await,
         "remove_roles",
     );
@@ -463,7 +463,7 @@ pub async fn any_user_with_role<S: UserStore + ?Sized>(store: Arc<S>) {
     let other = create_user(&*store, &["user"], at).await;
     ok(
         store
-            .add_roles(other.id, &[role.clone()], plus(at, 2))
+            .add_roles(other.id, std::slice::from_ref(&role), plus(at, 2))
             .await,
         "add_roles",
     );

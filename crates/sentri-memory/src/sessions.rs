@@ -1,0 +1,288 @@
+//! [`SessionStore`] in memory.
+//!
+//! A session is kept as a compact [`Entry`]: the strings are boxed slices
+//! (no spare capacity), and the previous refresh hash lives next to the
+//! current one. Without its strings an entry takes well under 200 bytes.
+
+use std::collections::HashMap;
+use std::collections::hash_map;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use sentri_core::model::{
+    ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, UserId,
+};
+use sentri_core::store::{SessionStore, StoreError, StoreResult};
+
+use crate::MemoryStore;
+
+/// One stored session.
+pub(crate) struct Entry {
+    user_id: UserId,
+    refresh: TokenHash,
+    /// The hash replaced by the last rotation, and when.
+    previous: Option<(TokenHash, DateTime<Utc>)>,
+    user_agent: Option<Box<str>>,
+    ip: Option<Box<str>>,
+    created_at: DateTime<Utc>,
+    last_active_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl Entry {
+    fn live_at(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+
+    fn to_session(&self, id: SessionId) -> Session {
+        Session {
+            id,
+            user_id: self.user_id,
+            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            ip: self.ip.as_deref().map(str::to_owned),
+            created_at: self.created_at,
+            last_active_at: self.last_active_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// Sessions by id, with an index by user.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    by_id: HashMap<SessionId, Entry>,
+    by_user: HashMap<UserId, Vec<SessionId>>,
+}
+
+impl Sessions {
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn remove(&mut self, id: SessionId) -> Option<Entry> {
+        let entry = self.by_id.remove(&id)?;
+        if let hash_map::Entry::Occupied(mut ids) = self.by_user.entry(entry.user_id) {
+            ids.get_mut().retain(|s| *s != id);
+            if ids.get().is_empty() {
+                ids.remove();
+            }
+        }
+        Some(entry)
+    }
+
+    /// Give back memory after a large purge.
+    fn shrink(&mut self) {
+        if self.by_id.capacity() > 64 && self.by_id.len() < self.by_id.capacity() / 4 {
+            self.by_id.shrink_to_fit();
+            self.by_user.shrink_to_fit();
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Join a session with its user's current identifier, roles and email
+    /// verification. `None` if the user is gone.
+    fn join(&self, session: Session) -> Option<ActiveSession> {
+        let users = self.inner.users.read();
+        let user = users.get(&session.user_id)?;
+        Some(ActiveSession {
+            identifier: user.identifier.clone(),
+            roles: user.roles.clone(),
+            email_verified_at: user.email_verified_at,
+            session,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, new: NewSession) -> StoreResult<Session> {
+        if self.inner.users.read().get(&new.user_id).is_none() {
+            return Err(StoreError::not_found());
+        }
+        let entry = Entry {
+            user_id: new.user_id,
+            refresh: new.refresh_hash,
+            previous: None,
+            user_agent: new.user_agent.map(String::into_boxed_str),
+            ip: new.ip.map(String::into_boxed_str),
+            created_at: new.created_at,
+            last_active_at: new.created_at,
+            expires_at: new.expires_at,
+        };
+        let session = entry.to_session(new.id);
+        let mut sessions = self.inner.sessions.write();
+        match sessions.by_id.entry(new.id) {
+            hash_map::Entry::Occupied(_) => return Err(StoreError::conflict()),
+            hash_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+        }
+        sessions
+            .by_user
+            .entry(new.user_id)
+            .or_default()
+            .push(new.id);
+        Ok(session)
+    }
+
+    async fn find_active_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ActiveSession>> {
+        let session = {
+            let sessions = self.inner.sessions.read();
+            match sessions.by_id.get(&id) {
+                Some(entry) if entry.live_at(now) => entry.to_session(id),
+                _ => return Ok(None),
+            }
+        };
+        Ok(self.join(session))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        id: SessionId,
+        presented: &TokenHash,
+        next: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let session = {
+            let mut sessions = self.inner.sessions.write();
+            let Some(entry) = sessions.by_id.get_mut(&id).filter(|e| e.live_at(now)) else {
+                return Ok(Rotation::Missing);
+            };
+            if !entry.refresh.ct_eq(presented) {
+                return Ok(match entry.previous {
+                    Some((previous, rotated_at)) if previous.ct_eq(presented) => {
+                        Rotation::Stale { rotated_at }
+                    }
+                    _ => Rotation::Mismatch,
+                });
+            }
+            entry.previous = Some((entry.refresh, now));
+            entry.refresh = *next;
+            entry.last_active_at = now;
+            entry.to_session(id)
+        };
+        Ok(match self.join(session) {
+            Some(active) => Rotation::Rotated(active),
+            None => Rotation::Missing,
+        })
+    }
+
+    async fn touch_session(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+        min_interval: Duration,
+    ) -> StoreResult<bool> {
+        let Some(threshold) = TimeDelta::from_std(min_interval)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+        else {
+            return Ok(false);
+        };
+        let mut sessions = self.inner.sessions.write();
+        match sessions.by_id.get_mut(&id) {
+            Some(entry) if entry.live_at(now) && entry.last_active_at < threshold => {
+                entry.last_active_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        Ok(self
+            .inner
+            .sessions
+            .write()
+            .remove(id)
+            .map(|entry| entry.to_session(id)))
+    }
+
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let mut sessions = self.inner.sessions.write();
+        match sessions.by_id.get(&id) {
+            Some(entry) if entry.user_id == user => {
+                sessions.remove(id);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        let mut sessions = self.inner.sessions.write();
+        let Some(ids) = sessions.by_user.remove(&user) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for id in ids {
+            if sessions.by_id.remove(&id).is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Session>> {
+        let sessions = self.inner.sessions.read();
+        let mut list: Vec<Session> = sessions
+            .by_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                sessions
+                    .by_id
+                    .get(id)
+                    .filter(|e| e.live_at(now))
+                    .map(|e| e.to_session(*id))
+            })
+            .collect();
+        drop(sessions);
+        list.sort_unstable_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(list)
+    }
+
+    async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut guard = self.inner.sessions.write();
+        let sessions = &mut *guard;
+        let before = sessions.by_id.len();
+        sessions.by_id.retain(|_, e| e.live_at(now));
+        let n = before - sessions.by_id.len();
+        if n > 0 {
+            let by_id = &sessions.by_id;
+            sessions.by_user.retain(|_, ids| {
+                ids.retain(|id| by_id.contains_key(id));
+                !ids.is_empty()
+            });
+            sessions.shrink();
+        }
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_entry_is_compact() {
+        // 1 000 000 sessions must fit in 1 GiB with their strings and the
+        // map overhead: keep the fixed part small.
+        assert!(
+            std::mem::size_of::<Entry>() <= 192,
+            "session entry grew to {} bytes",
+            std::mem::size_of::<Entry>()
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The `sentri-core` store conformance suite, run against [`MemoryStore`].
+//!
+//! Each check gets a fresh store; the `shared_store` module runs the whole
+//! suite again on one store that every check shares (clones of a
+//! `MemoryStore` share its data), as a persistent backend would be shared.
+
+use std::sync::OnceLock;
+
+use sentri_memory::MemoryStore;
+
+sentri_core::user_store_tests!(async { MemoryStore::new() });
+sentri_core::session_store_tests!(async { MemoryStore::new() });
+sentri_core::key_store_tests!(async { MemoryStore::new() });
+sentri_core::idempotency_store_tests!(async { MemoryStore::new() });
+sentri_core::throttle_store_tests!(async { MemoryStore::new() });
+
+/// A handle to the one store of the `shared_store` checks.
+fn shared() -> MemoryStore {
+    static STORE: OnceLock<MemoryStore> = OnceLock::new();
+    STORE.get_or_init(MemoryStore::new).clone()
+}
+
+mod shared_store {
+    use super::shared;
+
+    sentri_core::user_store_tests!(async { shared() });
+    sentri_core::session_store_tests!(async { shared() });
+    sentri_core::key_store_tests!(async { shared() });
+    sentri_core::idempotency_store_tests!(async { shared() });
+    sentri_core::throttle_store_tests!(async { shared() });
+}
