@@ -38,6 +38,7 @@
 //! | `sqlite` | the SQLite driver |
 #![deny(missing_docs)]
 
+pub use sea_orm_migration;
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20261124_000001_create_users;
