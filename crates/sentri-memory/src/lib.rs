@@ -41,9 +41,11 @@
 //!
 //! - **Users**: a map by id and a unique index by normalised identifier,
 //!   under one lock; roles are kept sorted and without duplicates.
-//! - **Sessions**: a map by id and an index by user. A session without its
-//!   strings takes under 200 bytes, so a million sessions fit well within
-//!   1 GiB. Refresh hashes are compared in constant time.
+//! - **Sessions**: a map by id and an index by user; user agents and client
+//!   addresses are interned. A million sessions take about 320 MiB (the
+//!   target is under 1 GiB; `cargo run --release -p sentri-memory --example
+//!   million_sessions` measures it). Refresh hashes are compared in
+//!   constant time.
 //! - **Keys**: a list, oldest first.
 //! - **Idempotency**: a [`moka`] cache with per-entry expiry (`lock_ttl`
 //!   for running requests, `ttl` for stored responses), bounded at
