@@ -7,8 +7,8 @@
 //!
 //! | macro | trait(s) the store must implement | check functions |
 //! |---|---|---|
-//! | [`user_store_tests!`](crate::user_store_tests) | [`UserStore`](crate::store::UserStore) | [`users`] |
-//! | [`session_store_tests!`](crate::session_store_tests) | [`UserStore`](crate::store::UserStore) + [`SessionStore`](crate::store::SessionStore) | [`sessions`] |
+//! | [`user_store_tests!`](crate::user_store_tests) | [`UserStore`] | [`users`] |
+//! | [`session_store_tests!`](crate::session_store_tests) | [`UserStore`] + [`SessionStore`](crate::store::SessionStore) | [`sessions`] |
 //! | [`key_store_tests!`](crate::key_store_tests) | [`KeyStore`](crate::store::KeyStore) | [`keys`] |
 //! | [`idempotency_store_tests!`](crate::idempotency_store_tests) | [`IdempotencyStore`](crate::store::IdempotencyStore) | [`idempotency`] |
 //! | [`throttle_store_tests!`](crate::throttle_store_tests) | [`ThrottleStore`](crate::store::ThrottleStore) | [`throttle`] |
@@ -46,10 +46,15 @@
 //! `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per check,
 //! so `cargo test` names the check that failed, e.g.
 //! `user_store_conformance::concurrent_create_user`. Each test wraps the
-//! store in an [`Arc`](std::sync::Arc) and calls the check function of the
+//! store in an [`Arc`] and calls the check function of the
 //! same name, which panics with a message naming the broken rule. You can
 //! also call the check functions yourself from any multi-threaded tokio
-//! runtime.
+//! runtime; they accept unsized stores too, e.g. an `Arc<dyn UserStore>`:
+//!
+//! ```ignore
+//! let store: Arc<dyn UserStore> = Arc::new(my_store);
+//! sentri_core::testkit::users::concurrent_create_user(store).await;
+//! ```
 //!
 //! # What the checks assume
 //!
@@ -212,7 +217,7 @@ macro_rules! __sentri_conformance {
     };
 }
 
-/// The [`UserStore`](crate::store::UserStore) conformance suite.
+/// The [`UserStore`] conformance suite.
 ///
 /// `sentri_core::user_store_tests!(async { MyStore::new() });` expands to a
 /// module `user_store_conformance` with one tokio test per check of
@@ -250,7 +255,7 @@ macro_rules! user_store_tests {
 /// `sentri_core::session_store_tests!(async { MyStore::new() });` expands to
 /// a module `session_store_conformance` with one tokio test per check of
 /// [`testkit::sessions`](crate::testkit::sessions). The store must implement
-/// [`UserStore`](crate::store::UserStore) too: sessions belong to users, and
+/// [`UserStore`] too: sessions belong to users, and
 /// [`find_active_session`](crate::store::SessionStore::find_active_session)
 /// joins them.
 #[macro_export]
