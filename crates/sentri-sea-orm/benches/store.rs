@@ -1,1 +1,179 @@
-fn main() {}
+//! `rotate_refresh` and `find_active_session` on PostgreSQL and SQLite, next
+//! to a hand-written single indexed `SELECT` of a session row through the
+//! same connection pool, in the same run.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/work/target-sql cargo bench -p sentri-sea-orm --features postgres,sqlite --bench store
+//! ```
+//!
+//! PostgreSQL: the machine's server at 127.0.0.1:5432 (a fresh database per
+//! run, dropped at the end); override with `SENTRI_BENCH_PG_ADMIN_URL`.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use sentri_core::model::{NewSession, NewUser, PasswordHash, SessionId, TokenHash, UserId};
+use sentri_core::store::{SessionStore, UserStore};
+use sentri_sea_orm::SeaOrmStore;
+use sentri_sea_orm::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tokio::runtime::Runtime;
+
+struct Fixture {
+    store: SeaOrmStore,
+    session: SessionId,
+}
+
+async fn fixture(url: &str) -> Fixture {
+    let mut options = sentri_sea_orm::connect_options(url);
+    options.max_connections(4);
+    let db = sentri_sea_orm::connect_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("bench database {url}: {e:?}"));
+    sentri_sea_orm::migrate(&db).await.expect("migrate");
+    let store = SeaOrmStore::new(db);
+    let now = Utc::now();
+    let user = store
+        .create_user(NewUser {
+            id: UserId::new(),
+            identifier: "bench@example.test".into(),
+            identifier_key: "bench@example.test".into(),
+            password_hash: PasswordHash::new("$bench$"),
+            roles: vec!["admin".into(), "user".into()],
+            name: None,
+            created_at: now,
+        })
+        .await
+        .expect("create user");
+    // Some other rows, so that the indexes matter.
+    for i in 0..1000u32 {
+        let _ = store
+            .create_session(NewSession {
+                id: SessionId::new(),
+                user_id: user.id,
+                refresh_hash: TokenHash([(i % 251) as u8; 32]),
+                user_agent: None,
+                ip: None,
+                created_at: now,
+                expires_at: now + TimeDelta::days(7),
+            })
+            .await
+            .expect("create session");
+    }
+    let session = store
+        .create_session(NewSession {
+            id: SessionId::new(),
+            user_id: user.id,
+            refresh_hash: TokenHash([0; 32]),
+            user_agent: Some("bench".into()),
+            ip: Some("127.0.0.1".into()),
+            created_at: now,
+            expires_at: now + TimeDelta::days(7),
+        })
+        .await
+        .expect("create session");
+    Fixture {
+        store,
+        session: session.id,
+    }
+}
+
+fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, url: &str) {
+    let fx = rt.block_on(fixture(url));
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    // Baseline: what an application writes by hand.
+    let backend = fx.store.connection().get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT id, user_id, expires_at FROM sentri_sessions WHERE id = $1 AND expires_at > $2"
+        }
+        _ => "SELECT id, user_id, expires_at FROM sentri_sessions WHERE id = ? AND expires_at > ?",
+    };
+    group.bench_function("hand_written_select", |b| {
+        b.to_async(rt).iter(|| async {
+            let row = fx
+                .store
+                .connection()
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [fx.session.0.into(), Utc::now().into()],
+                ))
+                .await
+                .expect("select");
+            assert!(row.is_some());
+        })
+    });
+
+    group.bench_function("find_active_session", |b| {
+        b.to_async(rt).iter(|| async {
+            let s = fx
+                .store
+                .find_active_session(fx.session, Utc::now())
+                .await
+                .expect("find_active_session");
+            assert!(s.is_some());
+        })
+    });
+
+    let mut current = TokenHash([0; 32]);
+    let mut counter = 0u64;
+    group.bench_function("rotate_refresh", |b| {
+        b.iter(|| {
+            counter += 1;
+            let mut next = [0u8; 32];
+            next[..8].copy_from_slice(&counter.to_le_bytes());
+            next[31] = 1;
+            let next = TokenHash(next);
+            let rotation = rt
+                .block_on(
+                    fx.store
+                        .rotate_refresh(fx.session, &current, &next, Utc::now()),
+                )
+                .expect("rotate_refresh");
+            assert!(matches!(rotation, sentri_core::model::Rotation::Rotated(_)));
+            current = next;
+        })
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // SQLite: a file in a temporary directory.
+    let dir = std::env::temp_dir().join(format!("sentri-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    bench_backend(c, &rt, "sqlite", &sqlite);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // PostgreSQL: a fresh database on the server.
+    let admin = std::env::var("SENTRI_BENCH_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("sentri_bench_{}", std::process::id());
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+    let admin_db = rt
+        .block_on(sentri_sea_orm::connect(&admin))
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e:?}"));
+    rt.block_on(admin_db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")))
+        .unwrap();
+    rt.block_on(admin_db.execute_unprepared(&format!("CREATE DATABASE {name}")))
+        .unwrap();
+    bench_backend(c, &rt, "postgres", &format!("{base}/{name}"));
+    let _ = rt.block_on(
+        admin_db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+    );
+}
+
+criterion_group!(store, benches);
+criterion_main!(store);

@@ -92,6 +92,11 @@ mod sessions;
 mod throttle;
 mod users;
 
+/// The guide `docs/stores.md`, doctested with this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/stores.md")]
+pub struct StoresGuide;
+
 pub use sea_orm;
 pub use sentri_core::store::{IdempotencyStore, KeyStore, SessionStore, ThrottleStore, UserStore};
 pub use sentri_migration;
@@ -279,7 +284,7 @@ pub async fn migrate(db: &DatabaseConnection) -> StoreResult<()> {
 }
 
 /// The advisory lock id of `migrate` on PostgreSQL ("sentri" in ASCII).
-const MIGRATE_LOCK_ID: i64 = 0x0073_656e_7472_69;
+const MIGRATE_LOCK_ID: i64 = 0x7365_6e74_7269;
 /// The `GET_LOCK` name of `migrate` on MySQL/MariaDB: per database, at most
 /// 64 characters.
 const MYSQL_LOCK_NAME: &str = "LEFT(CONCAT('sentri_migrate:', DATABASE()), 64)";
