@@ -8,9 +8,12 @@
 //! source; it carries no bound values, so no hash or key reaches a log
 //! through it.
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 use std::ops::Deref;
 
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+use sea_orm::RuntimeErr;
+use sea_orm::{DbErr, SqlErr};
 use sentri_core::store::{StoreError, StoreErrorKind};
 
 /// Convert a SeaORM error into the store error with the right kind.
@@ -27,6 +30,7 @@ fn classify(err: &DbErr) -> StoreErrorKind {
     }
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreErrorKind::Unavailable,
+        #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             if sqlx_unavailable(e) {
                 StoreErrorKind::Unavailable
@@ -38,6 +42,7 @@ fn classify(err: &DbErr) -> StoreErrorKind {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 fn sqlx_unavailable(e: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error;
     match e {
@@ -54,6 +59,7 @@ fn sqlx_unavailable(e: &sea_orm::sqlx::Error) -> bool {
 }
 
 /// Database errors that mean "try again later", per backend.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 fn transient_db_error(db: &dyn sea_orm::sqlx::error::DatabaseError) -> bool {
     #[cfg(feature = "mysql")]
     if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
@@ -90,6 +96,7 @@ fn transient_db_error(db: &dyn sea_orm::sqlx::error::DatabaseError) -> bool {
 
 /// Whether a failed transaction is worth running again: a deadlock or a
 /// serialization failure, which the database resolved by aborting us.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub(crate) fn is_retryable(err: &StoreError) -> bool {
     let Some(db) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<DbErr>()) else {
         return false;
@@ -106,4 +113,10 @@ pub(crate) fn is_retryable(err: &StoreError) -> bool {
         return my.number() == 1213;
     }
     matches!(db.code().as_deref(), Some("40001" | "40P01"))
+}
+
+/// Without a driver there is no database error to retry.
+#[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+pub(crate) fn is_retryable(_: &StoreError) -> bool {
+    false
 }
