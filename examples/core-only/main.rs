@@ -44,7 +44,10 @@ async fn main() -> sentri_core::Result<()> {
             client: client.clone(),
         })
         .await?;
-    println!("logged in; access token expires at {}", login.tokens.access_expires_at);
+    println!(
+        "logged in; access token expires at {}",
+        login.tokens.access_expires_at
+    );
 
     // What `protect` does on every request.
     let me = sentri.verify_access(&login.tokens.access_token).await?;

@@ -50,11 +50,18 @@ fn config(alg: Algorithm, cache: u64) -> Config {
         .session_check(SessionCheck::Stateless)
         .verified_token_cache(cache)
         .password_policy(PasswordPolicy::argon2id(1024, 1, 1));
-    let b = if alg == Algorithm::HS256 { b.secret(SECRET) } else { b };
+    let b = if alg == Algorithm::HS256 {
+        b.secret(SECRET)
+    } else {
+        b
+    };
     b.build().unwrap()
 }
 
-fn plain_decoder(sentri: &Sentri, alg: Algorithm) -> (jsonwebtoken::DecodingKey, jsonwebtoken::Validation) {
+fn plain_decoder(
+    sentri: &Sentri,
+    alg: Algorithm,
+) -> (jsonwebtoken::DecodingKey, jsonwebtoken::Validation) {
     let key = match alg {
         Algorithm::HS256 => jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
         _ => jsonwebtoken::DecodingKey::from_jwk(&sentri.jwks().keys[0]).unwrap(),

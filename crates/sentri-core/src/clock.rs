@@ -51,7 +51,9 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0 {
             None => Utc::now(),
-            Some(t) => DateTime::from_timestamp_micros(t.load(Ordering::SeqCst)).unwrap_or_default(),
+            Some(t) => {
+                DateTime::from_timestamp_micros(t.load(Ordering::SeqCst)).unwrap_or_default()
+            }
         }
     }
 }

@@ -142,9 +142,7 @@ impl ErrorCode {
             Self::ConfigurationError => "invalid configuration",
             Self::RateLimited => "too many attempts, try again later",
             Self::IdempotencyInProgress => "a request with this idempotency key is in progress",
-            Self::IdempotencyKeyReused => {
-                "this idempotency key was used for a different request"
-            }
+            Self::IdempotencyKeyReused => "this idempotency key was used for a different request",
             Self::PayloadTooLarge => "request body too large",
             Self::ServiceUnavailable => "service unavailable",
             Self::InternalError => "internal server error",
@@ -350,7 +348,9 @@ impl From<StoreError> for Error {
     /// them means an unexpected state.
     fn from(err: StoreError) -> Self {
         match err.kind() {
-            StoreErrorKind::Unavailable => Self::new(ErrorCode::ServiceUnavailable).with_source(err),
+            StoreErrorKind::Unavailable => {
+                Self::new(ErrorCode::ServiceUnavailable).with_source(err)
+            }
             _ => Self::internal(err),
         }
     }
@@ -425,8 +425,16 @@ mod tests {
             (ErrorCode::ValidationError, "VALIDATION_ERROR", 400),
             (ErrorCode::ConfigurationError, "CONFIGURATION_ERROR", 500),
             (ErrorCode::RateLimited, "RATE_LIMITED", 429),
-            (ErrorCode::IdempotencyInProgress, "IDEMPOTENCY_IN_PROGRESS", 409),
-            (ErrorCode::IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED", 422),
+            (
+                ErrorCode::IdempotencyInProgress,
+                "IDEMPOTENCY_IN_PROGRESS",
+                409,
+            ),
+            (
+                ErrorCode::IdempotencyKeyReused,
+                "IDEMPOTENCY_KEY_REUSED",
+                422,
+            ),
             (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
             (ErrorCode::ServiceUnavailable, "SERVICE_UNAVAILABLE", 503),
         ];

@@ -54,7 +54,10 @@ impl Identifier {
             return Err(Error::validation(field, "must be at most 254 characters"));
         }
         if display.chars().any(char::is_control) {
-            return Err(Error::validation(field, "must not contain control characters"));
+            return Err(Error::validation(
+                field,
+                "must not contain control characters",
+            ));
         }
         let key: String = display.to_lowercase().nfkc().collect();
         Ok(Self { display, key })

@@ -106,7 +106,11 @@ pub(crate) fn generate_pem(algorithm: Algorithm) -> Result<Zeroizing<String>> {
             let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair.as_der().map_err(failed)?;
             Zeroizing::new(der.as_ref().to_vec())
         }
-        _ => return Err(Error::internal("cannot generate a key for an HMAC algorithm")),
+        _ => {
+            return Err(Error::internal(
+                "cannot generate a key for an HMAC algorithm",
+            ));
+        }
     };
     Ok(Zeroizing::new(to_pem("PRIVATE KEY", &der)))
 }
@@ -123,7 +127,10 @@ fn to_pem(label: &str, der: &[u8]) -> String {
 }
 
 /// A new key record for `algorithm`, ready for the KeyStore.
-pub(crate) fn new_record(algorithm: Algorithm, now: DateTime<Utc>) -> Result<(KeyRecord, SigningKey)> {
+pub(crate) fn new_record(
+    algorithm: Algorithm,
+    now: DateTime<Utc>,
+) -> Result<(KeyRecord, SigningKey)> {
     let pem = generate_pem(algorithm)?;
     let key = SigningKey::from_pem(algorithm, "generated key", &pem)?;
     let record = KeyRecord {
@@ -241,13 +248,20 @@ mod tests {
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             let (record, key) = new_record(alg, Utc::now()).unwrap();
             assert_eq!(key.kid.as_deref(), Some(record.kid.as_str()));
-            assert!(record.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+            assert!(
+                record
+                    .private_key_pem
+                    .starts_with("-----BEGIN PRIVATE KEY-----")
+            );
             let again = SigningKey::from_pem(alg, "x", &record.private_key_pem).unwrap();
             assert_eq!(again.kid, key.kid, "{alg}");
             let jwk = serde_json::to_value(key.jwk.unwrap()).unwrap();
             assert_eq!(jwk["kid"], record.kid.as_str());
             assert_eq!(jwk["use"], "sig");
-            assert!(jwk.get("d").is_none(), "private part must never be published");
+            assert!(
+                jwk.get("d").is_none(),
+                "private part must never be published"
+            );
         }
     }
 

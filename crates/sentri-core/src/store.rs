@@ -139,8 +139,10 @@ pub trait UserStore: Send + Sync + 'static {
     async fn find_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
 
     /// The user whose normalised identifier is `identifier_key`, if any.
-    async fn find_user_by_identifier(&self, identifier_key: &str)
-    -> StoreResult<Option<UserRecord>>;
+    async fn find_user_by_identifier(
+        &self,
+        identifier_key: &str,
+    ) -> StoreResult<Option<UserRecord>>;
 
     /// Change the identifier. `Conflict` when the new key belongs to another
     /// user, `NotFound` when the user does not exist.
@@ -165,8 +167,12 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Add roles, keeping the existing ones, atomically (concurrent merges
     /// lose nothing). `NotFound` when the user does not exist.
-    async fn add_roles(&self, id: UserId, roles: &[String], now: DateTime<Utc>)
-    -> StoreResult<User>;
+    async fn add_roles(
+        &self,
+        id: UserId,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
 
     /// Remove roles atomically. `NotFound` when the user does not exist.
     async fn remove_roles(
@@ -234,8 +240,11 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64>;
 
     /// The sessions of `user` that are live at `now`, newest first.
-    async fn list_user_sessions(&self, user: UserId, now: DateTime<Utc>)
-    -> StoreResult<Vec<Session>>;
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Session>>;
 
     /// Delete every session expired at `now`; returns how many.
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -68,7 +68,9 @@ impl LoginThrottle<'_> {
                 // The failure that must leave the window for one more try.
                 let pivot = failures[failures.len() - limit as usize];
                 let until = pivot + crate::service::to_chrono(window);
-                let left = (until - self.now).to_std().unwrap_or(Duration::from_secs(1));
+                let left = (until - self.now)
+                    .to_std()
+                    .unwrap_or(Duration::from_secs(1));
                 wait = wait.max(left);
             }
         }
@@ -84,7 +86,10 @@ impl LoginThrottle<'_> {
     pub async fn record_failure(&self, identifier: &str, ip: Option<IpAddr>) {
         let c = self.config;
         let keys = [
-            (Some(identifier_key(identifier)), c.max_failures_per_identifier),
+            (
+                Some(identifier_key(identifier)),
+                c.max_failures_per_identifier,
+            ),
             (ip.map(ip_key), c.max_failures_per_ip),
         ];
         for (key, limit) in keys {

@@ -88,7 +88,10 @@ pub(crate) fn verify_access(
         }
         (ring.signing.algorithm.to_jwt(), &ring.signing.decoding)
     } else {
-        let kid = header.kid.as_deref().ok_or_else(|| invalid("missing kid"))?;
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| invalid("missing kid"))?;
         let vk = ring.by_kid.get(kid).ok_or_else(|| invalid("unknown kid"))?;
         (vk.algorithm, &vk.key)
     };

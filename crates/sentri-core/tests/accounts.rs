@@ -34,7 +34,10 @@ async fn register_grants_the_default_role_and_keeps_the_display_identifier() {
 #[tokio::test]
 async fn duplicate_identifiers_differing_in_case_are_rejected() {
     let env = env().await;
-    env.sentri.register(register_input("bob@example.com")).await.unwrap();
+    env.sentri
+        .register(register_input("bob@example.com"))
+        .await
+        .unwrap();
     let err = env.sentri.register(register_input("BOB@example.com")).await;
     assert_eq!(code(err), ErrorCode::UserAlreadyExists);
 }
@@ -56,11 +59,20 @@ async fn bad_input_is_a_validation_error_and_stores_nothing() {
             roles: None,
             name: None,
         };
-        assert_eq!(code(env.sentri.register(input).await), ErrorCode::ValidationError);
+        assert_eq!(
+            code(env.sentri.register(input).await),
+            ErrorCode::ValidationError
+        );
     }
     // Nothing was created: the identifiers are still free.
-    env.sentri.register(register_input("short@example.com")).await.unwrap();
-    env.sentri.register(register_input("long@example.com")).await.unwrap();
+    env.sentri
+        .register(register_input("short@example.com"))
+        .await
+        .unwrap();
+    env.sentri
+        .register(register_input("long@example.com"))
+        .await
+        .unwrap();
     // Limits are inclusive: 254 characters and 1024 bytes are fine.
     let edge = RegisterInput {
         identifier: "y".repeat(254),
@@ -76,7 +88,10 @@ async fn unknown_roles_are_invalid_role() {
     let env = env().await;
     let mut input = register_input("carol@example.com");
     input.roles = Some(vec!["root".into()]);
-    assert_eq!(code(env.sentri.register(input).await), ErrorCode::InvalidRole);
+    assert_eq!(
+        code(env.sentri.register(input).await),
+        ErrorCode::InvalidRole
+    );
 }
 
 #[tokio::test]
@@ -85,17 +100,32 @@ async fn registration_gate_without_api_key_allows_only_the_default_role() {
     let s = &env.sentri;
     assert!(s.check_registration(None, None).is_ok());
     assert!(s.check_registration(None, Some(&["user".into()])).is_ok());
-    assert_eq!(code(s.check_registration(None, Some(&["admin".into()]))), ErrorCode::Forbidden);
-    assert_eq!(code(s.check_registration(None, Some(&["nope".into()]))), ErrorCode::InvalidRole);
+    assert_eq!(
+        code(s.check_registration(None, Some(&["admin".into()]))),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(s.check_registration(None, Some(&["nope".into()]))),
+        ErrorCode::InvalidRole
+    );
 }
 
 #[tokio::test]
 async fn registration_gate_with_api_key_requires_the_key() {
     let env = env_with(base().api_key("registration-api-key-123")).await;
     let s = &env.sentri;
-    assert_eq!(code(s.check_registration(None, None)), ErrorCode::Unauthorized);
-    assert_eq!(code(s.check_registration(Some("wrong-key"), None)), ErrorCode::Unauthorized);
-    assert!(s.check_registration(Some("registration-api-key-123"), Some(&["admin".into()])).is_ok());
+    assert_eq!(
+        code(s.check_registration(None, None)),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        code(s.check_registration(Some("wrong-key"), None)),
+        ErrorCode::Unauthorized
+    );
+    assert!(
+        s.check_registration(Some("registration-api-key-123"), Some(&["admin".into()]))
+            .is_ok()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -109,7 +139,11 @@ async fn sixteen_concurrent_registrations_of_one_identifier_one_wins() {
             tokio::spawn(async move {
                 b.wait().await;
                 // Case variants of one identifier.
-                let id = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
+                let id = if i % 2 == 0 {
+                    "race@example.com"
+                } else {
+                    "RACE@example.com"
+                };
                 s.register(register_input(id)).await
             })
         })
@@ -129,22 +163,44 @@ async fn login_returns_tokens_and_records_the_session() {
     let env = env().await;
     let out = signed_in(&env, "dave@example.com").await;
     assert!(out.user.last_login_at.is_some());
-    let me = env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    let me = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     assert_eq!(me.id(), out.user.id);
     assert_eq!(me.session_id(), out.session_id);
-    let sessions = env.sentri.list_sessions(out.user.id, Some(out.session_id)).await.unwrap();
+    let sessions = env
+        .sentri
+        .list_sessions(out.user.id, Some(out.session_id))
+        .await
+        .unwrap();
     assert_eq!(sessions.len(), 1);
     assert!(sessions[0].current);
-    assert_eq!(sessions[0].session.user_agent.as_deref(), Some("test-agent/1.0"));
+    assert_eq!(
+        sessions[0].session.user_agent.as_deref(),
+        Some("test-agent/1.0")
+    );
     assert_eq!(sessions[0].session.ip.as_deref(), Some("192.0.2.10"));
 }
 
 #[tokio::test]
 async fn unknown_identifier_and_wrong_password_fail_alike() {
     let env = env().await;
-    env.sentri.register(register_input("erin@example.com")).await.unwrap();
-    let a = env.sentri.login(login_input("erin@example.com", "wrong password")).await.unwrap_err();
-    let b = env.sentri.login(login_input("nobody@example.com", PASSWORD)).await.unwrap_err();
+    env.sentri
+        .register(register_input("erin@example.com"))
+        .await
+        .unwrap();
+    let a = env
+        .sentri
+        .login(login_input("erin@example.com", "wrong password"))
+        .await
+        .unwrap_err();
+    let b = env
+        .sentri
+        .login(login_input("nobody@example.com", PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(a.code(), ErrorCode::InvalidCredentials);
     assert_eq!(a.code(), b.code());
     assert_eq!(a.message(), b.message());
@@ -156,39 +212,78 @@ async fn legacy_hashes_are_upgraded_on_successful_login() {
     let env = env().await;
     let scrypt = sentri_core::password::Passwords::new(PasswordPolicy::scrypt(10, 8, 1)).unwrap();
     // A user whose hash was made under an older policy.
-    let user = env.sentri.register(register_input("frank@example.com")).await.unwrap();
+    let user = env
+        .sentri
+        .register(register_input("frank@example.com"))
+        .await
+        .unwrap();
     let record = env.stores.users.find_user(user.id).await.unwrap().unwrap();
     let legacy = scrypt.hash(PASSWORD).await.unwrap();
     let now = env.sentri.clock().now();
-    assert!(env.stores.users.replace_password_hash(user.id, &record.password_hash, &legacy, now).await.unwrap());
+    assert!(
+        env.stores
+            .users
+            .replace_password_hash(user.id, &record.password_hash, &legacy, now)
+            .await
+            .unwrap()
+    );
 
-    env.sentri.login(login_input("frank@example.com", PASSWORD)).await.unwrap();
+    env.sentri
+        .login(login_input("frank@example.com", PASSWORD))
+        .await
+        .unwrap();
     let after = env.stores.users.find_user(user.id).await.unwrap().unwrap();
-    assert!(after.password_hash.as_str().starts_with("$argon2id$"), "re-hashed to the policy");
+    assert!(
+        after.password_hash.as_str().starts_with("$argon2id$"),
+        "re-hashed to the policy"
+    );
     assert!(!env.sentri.passwords().needs_rehash(&after.password_hash));
     // And the new hash still verifies.
-    env.sentri.login(login_input("frank@example.com", PASSWORD)).await.unwrap();
+    env.sentri
+        .login(login_input("frank@example.com", PASSWORD))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_identifier_even_with_the_right_password() {
     let env = env().await;
-    env.sentri.register(register_input("gina@example.com")).await.unwrap();
+    env.sentri
+        .register(register_input("gina@example.com"))
+        .await
+        .unwrap();
     for _ in 0..10 {
-        let err = env.sentri.login(login_input("gina@example.com", "bad password")).await.unwrap_err();
+        let err = env
+            .sentri
+            .login(login_input("gina@example.com", "bad password"))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidCredentials);
     }
-    let err = env.sentri.login(login_input("GINA@example.com", PASSWORD)).await.unwrap_err();
+    let err = env
+        .sentri
+        .login(login_input("GINA@example.com", PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited);
     let retry = err.retry_after_secs().unwrap();
     assert!(retry > 0 && retry <= 15 * 60, "{retry}");
     // Once the window has passed, the right password works and clears the count.
     env.clock.advance(Duration::from_secs(15 * 60 + 1));
-    env.sentri.login(login_input("gina@example.com", PASSWORD)).await.unwrap();
+    env.sentri
+        .login(login_input("gina@example.com", PASSWORD))
+        .await
+        .unwrap();
     for _ in 0..9 {
-        let _ = env.sentri.login(login_input("gina@example.com", "bad password")).await;
+        let _ = env
+            .sentri
+            .login(login_input("gina@example.com", "bad password"))
+            .await;
     }
-    env.sentri.login(login_input("gina@example.com", PASSWORD)).await.unwrap();
+    env.sentri
+        .login(login_input("gina@example.com", PASSWORD))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -200,10 +295,18 @@ async fn failed_logins_are_throttled_per_client_address() {
     .await;
     for i in 0..3 {
         let id = format!("nobody{i}@example.com");
-        let err = env.sentri.login(login_input(&id, PASSWORD)).await.unwrap_err();
+        let err = env
+            .sentri
+            .login(login_input(&id, PASSWORD))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidCredentials);
     }
-    let err = env.sentri.login(login_input("someone@example.com", PASSWORD)).await.unwrap_err();
+    let err = env
+        .sentri
+        .login(login_input("someone@example.com", PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited);
 }
 
@@ -220,21 +323,34 @@ async fn change_password_checks_the_current_one_and_revokes_every_session() {
     });
     let env = env_with(base().hooks(hooks)).await;
     let first = signed_in(&env, "hank@example.com").await;
-    let second = env.sentri.login(login_input("hank@example.com", PASSWORD)).await.unwrap();
+    let second = env
+        .sentri
+        .login(login_input("hank@example.com", PASSWORD))
+        .await
+        .unwrap();
     let wrong = ChangePasswordInput {
         user_id: first.user.id,
         current_password: "not it at all".into(),
         new_password: "a brand new password".into(),
     };
-    assert_eq!(code(env.sentri.change_password(wrong).await), ErrorCode::InvalidCredentials);
+    assert_eq!(
+        code(env.sentri.change_password(wrong).await),
+        ErrorCode::InvalidCredentials
+    );
     let too_short = ChangePasswordInput {
         user_id: first.user.id,
         current_password: PASSWORD.into(),
         new_password: "short".into(),
     };
-    assert_eq!(code(env.sentri.change_password(too_short).await), ErrorCode::ValidationError);
+    assert_eq!(
+        code(env.sentri.change_password(too_short).await),
+        ErrorCode::ValidationError
+    );
     // Both sessions still work after failed attempts.
-    env.sentri.verify_access(&second.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&second.tokens.access_token)
+        .await
+        .unwrap();
 
     env.sentri
         .change_password(ChangePasswordInput {
@@ -245,51 +361,128 @@ async fn change_password_checks_the_current_one_and_revokes_every_session() {
         .await
         .unwrap();
     for out in [&first, &second] {
-        let err = env.sentri.verify_access(&out.tokens.access_token).await.unwrap_err();
+        let err = env
+            .sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::TokenInvalid);
     }
-    assert_eq!(code(env.sentri.login(login_input("hank@example.com", PASSWORD)).await), ErrorCode::InvalidCredentials);
-    env.sentri.login(login_input("hank@example.com", "a brand new password")).await.unwrap();
+    assert_eq!(
+        code(
+            env.sentri
+                .login(login_input("hank@example.com", PASSWORD))
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
+    env.sentri
+        .login(login_input("hank@example.com", "a brand new password"))
+        .await
+        .unwrap();
     assert_eq!(changed.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn change_identifier_is_unique_like_registration() {
     let env = env().await;
-    let ivy = env.sentri.register(register_input("ivy@example.com")).await.unwrap();
-    env.sentri.register(register_input("jay@example.com")).await.unwrap();
-    let err = env.sentri.change_identifier(ivy.id, "JAY@example.com".into()).await;
+    let ivy = env
+        .sentri
+        .register(register_input("ivy@example.com"))
+        .await
+        .unwrap();
+    env.sentri
+        .register(register_input("jay@example.com"))
+        .await
+        .unwrap();
+    let err = env
+        .sentri
+        .change_identifier(ivy.id, "JAY@example.com".into())
+        .await;
     assert_eq!(code(err), ErrorCode::UserAlreadyExists);
     let err = env.sentri.change_identifier(ivy.id, " ".into()).await;
     assert_eq!(code(err), ErrorCode::ValidationError);
-    let user = env.sentri.change_identifier(ivy.id, "Ivy.New@example.com".into()).await.unwrap();
+    let user = env
+        .sentri
+        .change_identifier(ivy.id, "Ivy.New@example.com".into())
+        .await
+        .unwrap();
     assert_eq!(user.identifier, "Ivy.New@example.com");
-    env.sentri.login(login_input("ivy.new@example.com", PASSWORD)).await.unwrap();
-    assert_eq!(code(env.sentri.login(login_input("ivy@example.com", PASSWORD)).await), ErrorCode::InvalidCredentials);
+    env.sentri
+        .login(login_input("ivy.new@example.com", PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            env.sentri
+                .login(login_input("ivy@example.com", PASSWORD))
+                .await
+        ),
+        ErrorCode::InvalidCredentials
+    );
     let missing = sentri_core::model::UserId::new();
-    assert_eq!(code(env.sentri.change_identifier(missing, "free@example.com".into()).await), ErrorCode::UserNotFound);
+    assert_eq!(
+        code(
+            env.sentri
+                .change_identifier(missing, "free@example.com".into())
+                .await
+        ),
+        ErrorCode::UserNotFound
+    );
 }
 
 #[tokio::test]
 async fn roles_merge_and_are_seen_by_protect_at_once() {
     let env = env().await;
     let out = signed_in(&env, "kim@example.com").await;
-    let before = env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    let before = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     assert!(!before.has_role("editor"));
-    let user = env.sentri.assign_roles(out.user.id, vec!["editor".into()]).await.unwrap();
+    let user = env
+        .sentri
+        .assign_roles(out.user.id, vec!["editor".into()])
+        .await
+        .unwrap();
     assert_eq!(user.roles, vec!["editor", "user"]);
     // Always mode: the same token now carries the current roles.
-    let after = env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    let after = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     assert!(after.has_role("editor") && after.has_role("user"));
     assert!(after.require_any_role(&["admin", "editor"]).is_ok());
-    assert_eq!(after.require_any_role(&["admin"]).unwrap_err().code(), ErrorCode::Forbidden);
+    assert_eq!(
+        after.require_any_role(&["admin"]).unwrap_err().code(),
+        ErrorCode::Forbidden
+    );
 
-    let user = env.sentri.revoke_roles(out.user.id, vec!["user".into()]).await.unwrap();
+    let user = env
+        .sentri
+        .revoke_roles(out.user.id, vec!["user".into()])
+        .await
+        .unwrap();
     assert_eq!(user.roles, vec!["editor"]);
-    assert_eq!(code(env.sentri.assign_roles(out.user.id, vec!["root".into()]).await), ErrorCode::InvalidRole);
-    assert_eq!(code(env.sentri.assign_roles(out.user.id, vec![]).await), ErrorCode::ValidationError);
+    assert_eq!(
+        code(
+            env.sentri
+                .assign_roles(out.user.id, vec!["root".into()])
+                .await
+        ),
+        ErrorCode::InvalidRole
+    );
+    assert_eq!(
+        code(env.sentri.assign_roles(out.user.id, vec![]).await),
+        ErrorCode::ValidationError
+    );
     let missing = sentri_core::model::UserId::new();
-    assert_eq!(code(env.sentri.assign_roles(missing, vec!["user".into()]).await), ErrorCode::UserNotFound);
+    assert_eq!(
+        code(env.sentri.assign_roles(missing, vec!["user".into()]).await),
+        ErrorCode::UserNotFound
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -302,7 +495,11 @@ async fn concurrent_role_merges_lose_nothing() {
             .password_policy(fast_policy()),
     )
     .await;
-    let user = env.sentri.register(register_input("lee@example.com")).await.unwrap();
+    let user = env
+        .sentri
+        .register(register_input("lee@example.com"))
+        .await
+        .unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(16));
     let tasks: Vec<_> = roles
         .iter()
@@ -327,23 +524,50 @@ async fn concurrent_role_merges_lose_nothing() {
 async fn verify_email_is_visible_to_guards() {
     let env = env().await;
     let out = signed_in(&env, "mia@example.com").await;
-    let me = env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
-    assert_eq!(me.require_verified_email().unwrap_err().code(), ErrorCode::Forbidden);
+    let me = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(
+        me.require_verified_email().unwrap_err().code(),
+        ErrorCode::Forbidden
+    );
     let user = env.sentri.verify_email(out.user.id).await.unwrap();
     assert!(user.email_verified_at.is_some());
-    let me = env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    let me = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     me.require_verified_email().unwrap();
     me.require_self(&out.user.id.to_string()).unwrap();
-    assert_eq!(me.require_self("someone-else").unwrap_err().code(), ErrorCode::Forbidden);
+    assert_eq!(
+        me.require_self("someone-else").unwrap_err().code(),
+        ErrorCode::Forbidden
+    );
 }
 
 #[tokio::test]
 async fn bootstrap_creates_the_first_admin_once() {
     let env = env().await;
-    let admin = env.sentri.bootstrap_admin("root@example.com", PASSWORD).await.unwrap();
+    let admin = env
+        .sentri
+        .bootstrap_admin("root@example.com", PASSWORD)
+        .await
+        .unwrap();
     assert_eq!(admin.unwrap().roles, vec!["admin"]);
-    assert!(env.sentri.bootstrap_admin("other@example.com", PASSWORD).await.unwrap().is_none());
-    env.sentri.login(login_input("root@example.com", PASSWORD)).await.unwrap();
+    assert!(
+        env.sentri
+            .bootstrap_admin("other@example.com", PASSWORD)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    env.sentri
+        .login(login_input("root@example.com", PASSWORD))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -354,8 +578,15 @@ async fn a_failing_or_panicking_hook_never_changes_the_result() {
         .on_failed_login(|_, _| async { Err("hook failed".into()) });
     let env = env_with(base().hooks(hooks)).await;
     let out = signed_in(&env, "ned@example.com").await;
-    env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
-    let err = env.sentri.login(login_input("ned@example.com", "wrong password")).await.unwrap_err();
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    let err = env
+        .sentri
+        .login(login_input("ned@example.com", "wrong password"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidCredentials);
 }
 
@@ -371,8 +602,14 @@ async fn failed_login_hook_sees_the_identifier_and_code() {
         }
     });
     let env = env_with(base().hooks(hooks)).await;
-    let _ = env.sentri.login(login_input("Olga@example.com", PASSWORD)).await;
-    assert_eq!(*seen.lock(), vec![("Olga@example.com".to_owned(), ErrorCode::InvalidCredentials)]);
+    let _ = env
+        .sentri
+        .login(login_input("Olga@example.com", PASSWORD))
+        .await;
+    assert_eq!(
+        *seen.lock(),
+        vec![("Olga@example.com".to_owned(), ErrorCode::InvalidCredentials)]
+    );
 }
 
 #[tokio::test]
@@ -389,9 +626,17 @@ async fn overrides_replace_a_service_and_may_call_the_default() {
             sentri.default_register(input).await
         });
     let env = env_with(base().overrides(overrides)).await;
-    let user = env.sentri.register(register_input("pat@blocked.example")).await.unwrap();
+    let user = env
+        .sentri
+        .register(register_input("pat@blocked.example"))
+        .await
+        .unwrap();
     assert_eq!(user.name.as_deref(), Some("From override"));
-    let err = env.sentri.login(login_input("pat@blocked.example", PASSWORD)).await.unwrap_err();
+    let err = env
+        .sentri
+        .login(login_input("pat@blocked.example", PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(err.code().as_str(), "ACCOUNT_BLOCKED");
     assert_eq!(err.status(), 403);
     signed_in(&env, "quinn@example.com").await;
@@ -402,7 +647,13 @@ async fn password_hashes_never_leave_the_store_layer() {
     let env = env().await;
     let out = signed_in(&env, "ray@example.com").await;
     let json = serde_json::to_string(&out).unwrap();
-    let record = env.stores.users.find_user(out.user.id).await.unwrap().unwrap();
+    let record = env
+        .stores
+        .users
+        .find_user(out.user.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!json.contains(record.password_hash.as_str()));
     assert!(!format!("{record:?}").contains(record.password_hash.as_str()));
     let _unused: PasswordHash = record.password_hash;

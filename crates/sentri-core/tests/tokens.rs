@@ -12,7 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use sentri_core::hooks::Hooks;
 use sentri_core::store::Stores;
-use sentri_core::{Algorithm, ClientInfo, Config, ErrorCode, LogoutInput, RefreshInput, SessionCheck};
+use sentri_core::{
+    Algorithm, ClientInfo, Config, ErrorCode, LogoutInput, RefreshInput, SessionCheck,
+};
 use sentri_memory::MemoryStore;
 
 fn refresh_input(token: &str) -> RefreshInput {
@@ -68,7 +70,11 @@ async fn alg_none_is_rejected() {
     let env = env().await;
     let out = signed_in(&env, "none@example.com").await;
     let (_, payload, _) = parts(&out.tokens.access_token);
-    let forged = format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})), b64(&payload));
+    let forged = format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg": "none", "typ": "JWT"})),
+        b64(&payload)
+    );
     let err = env.sentri.verify_access(&forged).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
 }
@@ -84,7 +90,12 @@ async fn hmac_signed_with_the_published_public_key_is_rejected() {
     for secret in [public.as_slice(), x.as_bytes()] {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         h.kid = header["kid"].as_str().map(str::to_owned);
-        let forged = jsonwebtoken::encode(&h, &payload, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+        let forged = jsonwebtoken::encode(
+            &h,
+            &payload,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap();
         let err = env.sentri.verify_access(&forged).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::TokenInvalid);
     }
@@ -97,15 +108,25 @@ async fn unknown_or_missing_kid_is_rejected() {
     let (mut header, payload, sig) = parts(&out.tokens.access_token);
     header["kid"] = "not-a-known-kid".into();
     let forged = format!("{}.{}.{sig}", b64(&header), b64(&payload));
-    assert_eq!(env.sentri.verify_access(&forged).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri.verify_access(&forged).await.unwrap_err().code(),
+        ErrorCode::TokenInvalid
+    );
     header.as_object_mut().unwrap().remove("kid");
     let forged = format!("{}.{}.{sig}", b64(&header), b64(&payload));
-    assert_eq!(env.sentri.verify_access(&forged).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri.verify_access(&forged).await.unwrap_err().code(),
+        ErrorCode::TokenInvalid
+    );
     // A token signed by another server's key, with that server's kid.
     let other = eddsa_env().await;
     let foreign = signed_in(&other, "kid@example.com").await;
     assert_eq!(
-        env.sentri.verify_access(&foreign.tokens.access_token).await.unwrap_err().code(),
+        env.sentri
+            .verify_access(&foreign.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
         ErrorCode::TokenInvalid
     );
 }
@@ -117,7 +138,10 @@ async fn a_tampered_payload_is_rejected() {
         let (header, mut payload, sig) = parts(&out.tokens.access_token);
         payload["roles"] = serde_json::json!(["admin"]);
         let forged = format!("{}.{}.{sig}", b64(&header), b64(&payload));
-        assert_eq!(env.sentri.verify_access(&forged).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+        assert_eq!(
+            env.sentri.verify_access(&forged).await.unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
     }
 }
 
@@ -132,7 +156,10 @@ async fn a_token_signed_with_another_secret_is_rejected() {
         &jsonwebtoken::EncodingKey::from_secret(b"another-secret-another-secret-another"),
     )
     .unwrap();
-    assert_eq!(env.sentri.verify_access(&forged).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri.verify_access(&forged).await.unwrap_err().code(),
+        ErrorCode::TokenInvalid
+    );
     // And a token of another typ signed with the right secret.
     let mut refresh_typed = payload.clone();
     refresh_typed["typ"] = "refresh".into();
@@ -142,7 +169,14 @@ async fn a_token_signed_with_another_secret_is_rejected() {
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap();
-    assert_eq!(env.sentri.verify_access(&wrong_typ).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri
+            .verify_access(&wrong_typ)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
 }
 
 #[tokio::test]
@@ -150,27 +184,52 @@ async fn expired_tokens_are_token_expired_even_when_cached() {
     let env = env().await;
     let out = signed_in(&env, "late@example.com").await;
     // Verified once: now in the verified-token cache.
-    env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     env.clock.advance(Duration::from_secs(15 * 60));
-    let err = env.sentri.verify_access(&out.tokens.access_token).await.unwrap_err();
+    let err = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenExpired);
     // Without the cache too.
     let env = env_with(base().verified_token_cache(0)).await;
     let out = signed_in(&env, "late@example.com").await;
     env.clock.advance(Duration::from_secs(15 * 60 + 1));
-    assert_eq!(env.sentri.verify_access(&out.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenExpired);
+    assert_eq!(
+        env.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenExpired
+    );
 }
 
 #[tokio::test]
 async fn access_and_refresh_tokens_are_not_interchangeable() {
     let env = env().await;
     let out = signed_in(&env, "swap@example.com").await;
-    let err = env.sentri.refresh(refresh_input(&out.tokens.access_token)).await.unwrap_err();
+    let err = env
+        .sentri
+        .refresh(refresh_input(&out.tokens.access_token))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
-    let err = env.sentri.verify_access(&out.tokens.refresh_token).await.unwrap_err();
+    let err = env
+        .sentri
+        .verify_access(&out.tokens.refresh_token)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
     // Neither attempt harmed the session.
-    env.sentri.refresh(refresh_input(&out.tokens.refresh_token)).await.unwrap();
+    env.sentri
+        .refresh(refresh_input(&out.tokens.refresh_token))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -180,26 +239,65 @@ async fn issuer_and_audience_are_set_and_checked() {
     let (_, payload, _) = parts(&out.tokens.access_token);
     assert_eq!(payload["iss"], "https://auth.example");
     assert_eq!(payload["aud"], "api");
-    a.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    a.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     // Same secret, other audience: refused.
-    let b = env_on(base().issuer("https://auth.example").audience("other"), a.stores.clone()).await;
-    assert_eq!(b.sentri.verify_access(&out.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenInvalid);
-    let c = env_on(base().issuer("https://evil.example").audience("api"), a.stores.clone()).await;
-    assert_eq!(c.sentri.verify_access(&out.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    let b = env_on(
+        base().issuer("https://auth.example").audience("other"),
+        a.stores.clone(),
+    )
+    .await;
+    assert_eq!(
+        b.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
+    let c = env_on(
+        base().issuer("https://evil.example").audience("api"),
+        a.stores.clone(),
+    )
+    .await;
+    assert_eq!(
+        c.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
 }
 
 #[tokio::test]
 async fn refresh_rotates_and_the_old_token_is_refused_within_grace() {
     let env = env().await;
     let out = signed_in(&env, "rot@example.com").await;
-    let next = env.sentri.refresh(refresh_input(&out.tokens.refresh_token)).await.unwrap();
+    let next = env
+        .sentri
+        .refresh(refresh_input(&out.tokens.refresh_token))
+        .await
+        .unwrap();
     assert_ne!(next.tokens.refresh_token, out.tokens.refresh_token);
     assert_eq!(next.session_id, out.session_id);
     // Within the 2 s grace: refused, but the session survives.
-    let err = env.sentri.refresh(refresh_input(&out.tokens.refresh_token)).await.unwrap_err();
+    let err = env
+        .sentri
+        .refresh(refresh_input(&out.tokens.refresh_token))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
-    env.sentri.verify_access(&next.tokens.access_token).await.unwrap();
-    env.sentri.refresh(refresh_input(&next.tokens.refresh_token)).await.unwrap();
+    env.sentri
+        .verify_access(&next.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .refresh(refresh_input(&next.tokens.refresh_token))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -215,14 +313,36 @@ async fn reuse_after_grace_revokes_the_session_and_fires_the_hook() {
     });
     let env = env_with(base().hooks(hooks)).await;
     let out = signed_in(&env, "thief@example.com").await;
-    let next = env.sentri.refresh(refresh_input(&out.tokens.refresh_token)).await.unwrap();
+    let next = env
+        .sentri
+        .refresh(refresh_input(&out.tokens.refresh_token))
+        .await
+        .unwrap();
     env.clock.advance(Duration::from_secs(3));
-    let err = env.sentri.refresh(refresh_input(&out.tokens.refresh_token)).await.unwrap_err();
+    let err = env
+        .sentri
+        .refresh(refresh_input(&out.tokens.refresh_token))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
     assert_eq!(reused.load(Ordering::SeqCst), 1);
     // The whole session is gone: the legitimate new tokens are dead too.
-    assert_eq!(env.sentri.refresh(refresh_input(&next.tokens.refresh_token)).await.unwrap_err().code(), ErrorCode::TokenInvalid);
-    assert_eq!(env.sentri.verify_access(&next.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri
+            .refresh(refresh_input(&next.tokens.refresh_token))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
+    assert_eq!(
+        env.sentri
+            .verify_access(&next.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -250,50 +370,123 @@ async fn sixteen_concurrent_refreshes_of_one_token_one_wins() {
     }
     assert_eq!(winners.len(), 1);
     // The losers were within grace: the winner's session is intact.
-    env.sentri.refresh(refresh_input(&winners[0].tokens.refresh_token)).await.unwrap();
+    env.sentri
+        .refresh(refresh_input(&winners[0].tokens.refresh_token))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn logout_rejects_the_access_token_at_once() {
     let env = env().await;
     let out = signed_in(&env, "bye@example.com").await;
-    env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
-    env.sentri.logout(LogoutInput::RefreshToken(out.tokens.refresh_token.clone())).await.unwrap();
-    assert_eq!(env.sentri.verify_access(&out.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenInvalid);
-    assert_eq!(env.sentri.refresh(refresh_input(&out.tokens.refresh_token)).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .logout(LogoutInput::RefreshToken(out.tokens.refresh_token.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
+    assert_eq!(
+        env.sentri
+            .refresh(refresh_input(&out.tokens.refresh_token))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
     // Logging out again is fine; a malformed token is not.
-    env.sentri.logout(LogoutInput::RefreshToken(out.tokens.refresh_token.clone())).await.unwrap();
-    assert_eq!(env.sentri.logout(LogoutInput::RefreshToken("garbage".into())).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    env.sentri
+        .logout(LogoutInput::RefreshToken(out.tokens.refresh_token.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.sentri
+            .logout(LogoutInput::RefreshToken("garbage".into()))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
 }
 
 #[tokio::test]
 async fn logout_all_ends_every_session() {
     let env = env().await;
     let a = signed_in(&env, "all@example.com").await;
-    let b = env.sentri.login(login_input("all@example.com", PASSWORD)).await.unwrap();
+    let b = env
+        .sentri
+        .login(login_input("all@example.com", PASSWORD))
+        .await
+        .unwrap();
     let other = signed_in(&env, "bystander@example.com").await;
     env.sentri.logout_all(a.user.id).await.unwrap();
     for out in [&a, &b] {
-        assert_eq!(env.sentri.verify_access(&out.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+        assert_eq!(
+            env.sentri
+                .verify_access(&out.tokens.access_token)
+                .await
+                .unwrap_err()
+                .code(),
+            ErrorCode::TokenInvalid
+        );
     }
-    env.sentri.verify_access(&other.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&other.tokens.access_token)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn sessions_can_be_listed_and_revoked_only_by_their_owner() {
     let env = env().await;
     let a1 = signed_in(&env, "own@example.com").await;
-    let a2 = env.sentri.login(login_input("own@example.com", PASSWORD)).await.unwrap();
+    let a2 = env
+        .sentri
+        .login(login_input("own@example.com", PASSWORD))
+        .await
+        .unwrap();
     let b = signed_in(&env, "else@example.com").await;
-    let list = env.sentri.list_sessions(a1.user.id, Some(a2.session_id)).await.unwrap();
+    let list = env
+        .sentri
+        .list_sessions(a1.user.id, Some(a2.session_id))
+        .await
+        .unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|s| s.current).count(), 1);
-    let err = env.sentri.revoke_session(a1.user.id, b.session_id).await.unwrap_err();
+    let err = env
+        .sentri
+        .revoke_session(a1.user.id, b.session_id)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 404);
-    env.sentri.verify_access(&b.tokens.access_token).await.unwrap();
-    env.sentri.revoke_session(a1.user.id, a1.session_id).await.unwrap();
-    assert!(env.sentri.verify_access(&a1.tokens.access_token).await.is_err());
-    env.sentri.verify_access(&a2.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&b.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .revoke_session(a1.user.id, a1.session_id)
+        .await
+        .unwrap();
+    assert!(
+        env.sentri
+            .verify_access(&a1.tokens.access_token)
+            .await
+            .is_err()
+    );
+    env.sentri
+        .verify_access(&a2.tokens.access_token)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -301,11 +494,25 @@ async fn expired_sessions_are_purged_and_refuse_refresh() {
     let env = env_with(base().access_ttl("1m").refresh_ttl("1h")).await;
     let old = signed_in(&env, "old@example.com").await;
     env.clock.advance(Duration::from_secs(30 * 60));
-    let fresh = env.sentri.login(login_input("old@example.com", PASSWORD)).await.unwrap();
+    let fresh = env
+        .sentri
+        .login(login_input("old@example.com", PASSWORD))
+        .await
+        .unwrap();
     env.clock.advance(Duration::from_secs(31 * 60));
-    assert_eq!(env.sentri.refresh(refresh_input(&old.tokens.refresh_token)).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri
+            .refresh(refresh_input(&old.tokens.refresh_token))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
     assert_eq!(env.sentri.purge_expired_sessions().await.unwrap(), 1);
-    env.sentri.refresh(refresh_input(&fresh.tokens.refresh_token)).await.unwrap();
+    env.sentri
+        .refresh(refresh_input(&fresh.tokens.refresh_token))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -322,11 +529,24 @@ async fn stateless_mode_skips_the_store_but_runs_is_token_revoked() {
     )
     .await;
     let out = signed_in(&env, "stateless@example.com").await;
-    env.sentri.logout(LogoutInput::Session(out.session_id)).await.unwrap();
+    env.sentri
+        .logout(LogoutInput::Session(out.session_id))
+        .await
+        .unwrap();
     // Stateless: the signature and expiry decide; the logout shows at expiry.
-    env.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
     revoked.lock().push(out.session_id);
-    assert_eq!(env.sentri.verify_access(&out.tokens.access_token).await.unwrap_err().code(), ErrorCode::TokenInvalid);
+    assert_eq!(
+        env.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
 }
 
 #[tokio::test]
@@ -342,7 +562,11 @@ async fn generated_keys_persist_across_restarts_for_every_algorithm() {
         let first = env_on(builder(), stores.clone()).await;
         let out = signed_in(&first, "keys@example.com").await;
         let restarted = env_on(builder(), stores.clone()).await;
-        restarted.sentri.verify_access(&out.tokens.access_token).await.unwrap();
+        restarted
+            .sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap();
         assert_eq!(
             serde_json::to_value(&*first.sentri.jwks()).unwrap(),
             serde_json::to_value(&*restarted.sentri.jwks()).unwrap(),
@@ -376,11 +600,21 @@ async fn rotation_keeps_old_tokens_valid_and_publishes_both_keys() {
     let env = eddsa_env().await;
     let before = signed_in(&env, "rotate@example.com").await;
     let kid = env.sentri.rotate_signing_key().await.unwrap();
-    let after = env.sentri.login(login_input("rotate@example.com", PASSWORD)).await.unwrap();
+    let after = env
+        .sentri
+        .login(login_input("rotate@example.com", PASSWORD))
+        .await
+        .unwrap();
     let (header, _, _) = parts(&after.tokens.access_token);
     assert_eq!(header["kid"], kid.as_str());
-    env.sentri.verify_access(&before.tokens.access_token).await.unwrap();
-    env.sentri.verify_access(&after.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&before.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .verify_access(&after.tokens.access_token)
+        .await
+        .unwrap();
     assert_eq!(env.sentri.jwks().keys.len(), 2);
     // Once every token of the old key has expired, it is no longer published.
     env.clock.advance(Duration::from_secs(20 * 60));
@@ -393,5 +627,8 @@ async fn rotation_keeps_old_tokens_valid_and_publishes_both_keys() {
 async fn hmac_keys_are_never_published_nor_rotated() {
     let env = env().await;
     assert!(env.sentri.jwks().keys.is_empty());
-    assert_eq!(env.sentri.rotate_signing_key().await.unwrap_err().code(), ErrorCode::ConfigurationError);
+    assert_eq!(
+        env.sentri.rotate_signing_key().await.unwrap_err().code(),
+        ErrorCode::ConfigurationError
+    );
 }

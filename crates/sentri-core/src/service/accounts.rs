@@ -96,7 +96,12 @@ impl Sentri {
             Some(f) => f(self.clone(), input).await?,
             None => self.default_register(input).await?,
         };
-        fire("on_register", &self.0.config.hooks.on_register, user.clone()).await;
+        fire(
+            "on_register",
+            &self.0.config.hooks.on_register,
+            user.clone(),
+        )
+        .await;
         Ok(user)
     }
 
@@ -180,12 +185,17 @@ impl Sentri {
     pub async fn bootstrap_admin(&self, identifier: &str, password: &str) -> Result<Option<User>> {
         let admin = self.config().admin_role().to_owned();
         if !self.config().is_valid_role(&admin) {
-            return Err(Error::configuration("admin_role", "must be one of valid_roles"));
+            return Err(Error::configuration(
+                "admin_role",
+                "must be one of valid_roles",
+            ));
         }
         if self.0.stores.users.any_user_with_role(&admin).await? {
             return Ok(None);
         }
-        self.create_user(identifier, password, vec![admin]).await.map(Some)
+        self.create_user(identifier, password, vec![admin])
+            .await
+            .map(Some)
     }
 
     /// Log in (F-04, F-27): throttling, then the `login` override or the
@@ -205,7 +215,12 @@ impl Sentri {
         if let Err(err) = throttle.check(identifier.key(), ip).await {
             if err.is(&ErrorCode::RateLimited) {
                 let hook = &self.0.config.hooks.on_failed_login;
-                fire("on_failed_login", hook, (input.identifier.clone(), err.code())).await;
+                fire(
+                    "on_failed_login",
+                    hook,
+                    (input.identifier.clone(), err.code()),
+                )
+                .await;
             }
             return Err(err);
         }
@@ -255,7 +270,11 @@ impl Sentri {
             self.passwords().verify_dummy(&input.password).await;
             return Err(Error::new(ErrorCode::InvalidCredentials));
         };
-        match self.passwords().verify(&input.password, &record.password_hash).await? {
+        match self
+            .passwords()
+            .verify(&input.password, &record.password_hash)
+            .await?
+        {
             Verified::Invalid => return Err(Error::new(ErrorCode::InvalidCredentials)),
             Verified::Valid { needs_rehash } => {
                 if needs_rehash {
@@ -354,7 +373,11 @@ impl Sentri {
     ///
     /// # Errors
     /// As [`Sentri::change_identifier`].
-    pub async fn default_change_identifier(&self, id: UserId, new_identifier: String) -> Result<User> {
+    pub async fn default_change_identifier(
+        &self,
+        id: UserId,
+        new_identifier: String,
+    ) -> Result<User> {
         let identifier = Identifier::parse_field("newIdentifier", &new_identifier)?;
         self.0
             .stores
@@ -387,7 +410,8 @@ impl Sentri {
     /// # Errors
     /// As [`Sentri::change_password`].
     pub async fn default_change_password(&self, input: ChangePasswordInput) -> Result<()> {
-        self.passwords().check_new("newPassword", &input.new_password)?;
+        self.passwords()
+            .check_new("newPassword", &input.new_password)?;
         let users = &self.0.stores.users;
         let record = users
             .find_user(input.user_id)

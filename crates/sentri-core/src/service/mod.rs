@@ -78,9 +78,11 @@ impl Sentri {
         let passwords = Passwords::new(config.password_policy.clone())?;
         let ring = match &config.key_source {
             KeySource::Secret(secret) => KeyRing::hmac(config.algorithm, secret),
-            KeySource::Pem(pem) => {
-                KeyRing::single(SigningKey::from_pem(config.algorithm, "private_key_pem", pem)?)
-            }
+            KeySource::Pem(pem) => KeyRing::single(SigningKey::from_pem(
+                config.algorithm,
+                "private_key_pem",
+                pem,
+            )?),
             KeySource::Generate => load_or_create_ring(&config, &stores, clock.now()).await?,
         };
         let verified = (config.verified_token_cache > 0).then(|| {
@@ -204,7 +206,10 @@ impl Sentri {
         let interval = self.0.config.touch_interval;
         if now - active.session.last_active_at >= to_chrono(interval) {
             let sessions = &self.0.stores.sessions;
-            if let Err(err) = sessions.touch_session(user.session_id(), now, interval).await {
+            if let Err(err) = sessions
+                .touch_session(user.session_id(), now, interval)
+                .await
+            {
                 tracing::warn!(error = %err, "could not record session activity");
             }
         }
@@ -290,8 +295,14 @@ impl Sentri {
     /// # Errors
     /// `SERVICE_UNAVAILABLE` when the KeyStore is down.
     pub async fn purge_retired_keys(&self) -> Result<u64> {
-        let before = self.now() - to_chrono(self.0.config.access_ttl) - chrono::Duration::minutes(1);
-        Ok(self.0.stores.keys.delete_keys_retired_before(before).await?)
+        let before =
+            self.now() - to_chrono(self.0.config.access_ttl) - chrono::Duration::minutes(1);
+        Ok(self
+            .0
+            .stores
+            .keys
+            .delete_keys_retired_before(before)
+            .await?)
     }
 }
 
@@ -308,7 +319,11 @@ pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-async fn load_or_create_ring(config: &Config, stores: &Stores, now: DateTime<Utc>) -> Result<KeyRing> {
+async fn load_or_create_ring(
+    config: &Config,
+    stores: &Stores,
+    now: DateTime<Utc>,
+) -> Result<KeyRing> {
     // Keys retired less than one access TTL ago may still have live tokens.
     let publish_after = now - to_chrono(config.access_ttl) - chrono::Duration::minutes(1);
     let records = stores.keys.list_keys().await?;

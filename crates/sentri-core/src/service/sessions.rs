@@ -27,7 +27,12 @@ impl Sentri {
             Some(f) => f(self.clone(), input).await?,
             None => self.default_refresh(input).await?,
         };
-        fire("on_refresh", &self.0.config.hooks.on_refresh, out.user.clone()).await;
+        fire(
+            "on_refresh",
+            &self.0.config.hooks.on_refresh,
+            out.user.clone(),
+        )
+        .await;
         Ok(out)
     }
 

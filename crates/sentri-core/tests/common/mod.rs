@@ -75,7 +75,10 @@ pub fn login_input(identifier: &str, password: &str) -> LoginInput {
 
 /// Register `identifier` and log in; returns the login output.
 pub async fn signed_in(env: &Env, identifier: &str) -> sentri_core::AuthOutput {
-    env.sentri.register(register_input(identifier)).await.unwrap();
+    env.sentri
+        .register(register_input(identifier))
+        .await
+        .unwrap();
     env.sentri
         .login(login_input(identifier, PASSWORD))
         .await
