@@ -1,0 +1,158 @@
+//! The server's HTTP application: the auth routes of `sentri-axum` under
+//! `/auth`, and the server's own `/healthz`, `/readyz` and `/openapi.json`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sentri_core::{Envelope, Error, ErrorCode, Sentri};
+use sentri_sea_orm::SeaOrmStore;
+
+use crate::error::ServerError;
+use crate::settings::Settings;
+
+/// Where the auth routes are mounted.
+pub const AUTH_PREFIX: &str = "/auth";
+
+/// How long `/readyz` waits for the database.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Shared state of the server's own routes.
+#[derive(Clone)]
+pub struct AppState {
+    sentri: Sentri,
+    store: Arc<SeaOrmStore>,
+    openapi: Arc<[u8]>,
+}
+
+impl AppState {
+    /// State over the services and the SQL store they use.
+    pub fn new(sentri: Sentri, store: Arc<SeaOrmStore>) -> Self {
+        let openapi = serde_json::to_vec(&crate::openapi::document(sentri.config()))
+            .unwrap_or_default()
+            .into();
+        Self {
+            sentri,
+            store,
+            openapi,
+        }
+    }
+
+    /// The services.
+    pub fn sentri(&self) -> &Sentri {
+        &self.sentri
+    }
+}
+
+/// The whole application: auth routes under [`AUTH_PREFIX`], the server's
+/// routes, and an access log (method, path, status, time; never a header,
+/// a query string or a body).
+///
+/// # Errors
+/// [`ServerError::Settings`] when the adapter rejects the settings.
+pub fn app(state: AppState, settings: &Settings) -> Result<Router, ServerError> {
+    let auth = crate::auth::router(state.sentri.clone(), settings)?;
+    Ok(server_routes(state)
+        .nest(AUTH_PREFIX, auth)
+        .layer(middleware::from_fn(access_log)))
+}
+
+/// The server's own routes, without the auth routes.
+pub fn server_routes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+fn envelope<T: serde::Serialize>(status: StatusCode, body: &Envelope<T>) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+fn error_response(err: &Error) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        err.to_json(),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> Response {
+    envelope(
+        StatusCode::OK,
+        &Envelope::ok(200, "ok", serde_json::json!({ "status": "up" })),
+    )
+}
+
+/// `GET /readyz`: the stores answer (one cheap query, bounded in time).
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => envelope(
+            StatusCode::OK,
+            &Envelope::ok(200, "ready", serde_json::json!({ "database": "up" })),
+        ),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check: database unavailable");
+            error_response(&Error::with_message(
+                ErrorCode::ServiceUnavailable,
+                "database unavailable",
+            ))
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database timed out");
+            error_response(&Error::with_message(
+                ErrorCode::ServiceUnavailable,
+                "database unavailable",
+            ))
+        }
+    }
+}
+
+/// `GET /openapi.json`.
+async fn openapi(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi.to_vec(),
+    )
+        .into_response()
+}
+
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "sentri_server::access",
+        %method,
+        path = %path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}

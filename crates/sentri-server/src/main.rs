@@ -1,0 +1,5 @@
+//! The `sentri-server` binary: see the `sentri_server` library docs.
+
+fn main() -> std::process::ExitCode {
+    sentri_server::cli::main()
+}

@@ -1,0 +1,885 @@
+//! Server settings: environment variables over an optional TOML file.
+//!
+//! Every setting has one environment variable (`SENTRI_BIND`, …) and one
+//! key in the file (`bind`, …). Values from the environment override the
+//! file. Every value is parsed and checked here, at startup; a bad one is a
+//! [`SettingsError`] naming the variable, never a failure at the first
+//! request.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sentri_core::config::{ThrottleConfig, parse_duration};
+use sentri_core::{Algorithm, Config};
+use zeroize::Zeroizing;
+
+/// The database used when `SENTRI_DATABASE_URL` is not set: a SQLite file
+/// in the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://sentri.db?mode=rwc";
+
+/// The address served when `SENTRI_BIND` is not set.
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+
+/// The tracing filter used when `SENTRI_LOG` is not set.
+pub const DEFAULT_LOG: &str = "info";
+
+/// One setting of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Key {
+    /// `SENTRI_BIND`: the socket address to listen on.
+    Bind,
+    /// `SENTRI_DATABASE_URL`: the SQL database.
+    DatabaseUrl,
+    /// `SENTRI_REDIS_URL`: not supported yet (a startup error when set).
+    RedisUrl,
+    /// `SENTRI_ROLES`: the valid roles, comma-separated.
+    Roles,
+    /// `SENTRI_DEFAULT_ROLE`: the role self-registration grants.
+    DefaultRole,
+    /// `SENTRI_API_KEY`: required in `X-Api-Key` by `POST /auth/register`.
+    ApiKey,
+    /// `SENTRI_SECRET`: HMAC signing secret.
+    Secret,
+    /// `SENTRI_ALGORITHM`: the JWS algorithm.
+    Algorithm,
+    /// `SENTRI_ACCESS_TTL`: access token lifetime.
+    AccessTtl,
+    /// `SENTRI_REFRESH_TTL`: session and refresh token lifetime.
+    RefreshTtl,
+    /// `SENTRI_REUSE_GRACE`: refresh reuse grace.
+    ReuseGrace,
+    /// `SENTRI_COOKIES`: cookie transport, `off|refresh|both`.
+    Cookies,
+    /// `SENTRI_COOKIE_SECURE`: the `Secure` cookie attribute.
+    CookieSecure,
+    /// `SENTRI_LOGIN_MAX_FAILURES`: failed logins per identifier in 15 min.
+    LoginMaxFailures,
+    /// `SENTRI_LOG`: the tracing filter.
+    Log,
+    /// `SENTRI_FRAMEWORK`: the web adapter, `axum`.
+    Framework,
+}
+
+impl Key {
+    /// Every setting, in documentation order.
+    pub const ALL: [Key; 16] = [
+        Key::Bind,
+        Key::DatabaseUrl,
+        Key::RedisUrl,
+        Key::Roles,
+        Key::DefaultRole,
+        Key::ApiKey,
+        Key::Secret,
+        Key::Algorithm,
+        Key::AccessTtl,
+        Key::RefreshTtl,
+        Key::ReuseGrace,
+        Key::Cookies,
+        Key::CookieSecure,
+        Key::LoginMaxFailures,
+        Key::Log,
+        Key::Framework,
+    ];
+
+    /// The key in the TOML file (`bind`, `database_url`, …).
+    pub fn file_key(self) -> &'static str {
+        match self {
+            Key::Bind => "bind",
+            Key::DatabaseUrl => "database_url",
+            Key::RedisUrl => "redis_url",
+            Key::Roles => "roles",
+            Key::DefaultRole => "default_role",
+            Key::ApiKey => "api_key",
+            Key::Secret => "secret",
+            Key::Algorithm => "algorithm",
+            Key::AccessTtl => "access_ttl",
+            Key::RefreshTtl => "refresh_ttl",
+            Key::ReuseGrace => "reuse_grace",
+            Key::Cookies => "cookies",
+            Key::CookieSecure => "cookie_secure",
+            Key::LoginMaxFailures => "login_max_failures",
+            Key::Log => "log",
+            Key::Framework => "framework",
+        }
+    }
+
+    /// The environment variable (`SENTRI_BIND`, …).
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Key::Bind => "SENTRI_BIND",
+            Key::DatabaseUrl => "SENTRI_DATABASE_URL",
+            Key::RedisUrl => "SENTRI_REDIS_URL",
+            Key::Roles => "SENTRI_ROLES",
+            Key::DefaultRole => "SENTRI_DEFAULT_ROLE",
+            Key::ApiKey => "SENTRI_API_KEY",
+            Key::Secret => "SENTRI_SECRET",
+            Key::Algorithm => "SENTRI_ALGORITHM",
+            Key::AccessTtl => "SENTRI_ACCESS_TTL",
+            Key::RefreshTtl => "SENTRI_REFRESH_TTL",
+            Key::ReuseGrace => "SENTRI_REUSE_GRACE",
+            Key::Cookies => "SENTRI_COOKIES",
+            Key::CookieSecure => "SENTRI_COOKIE_SECURE",
+            Key::LoginMaxFailures => "SENTRI_LOGIN_MAX_FAILURES",
+            Key::Log => "SENTRI_LOG",
+            Key::Framework => "SENTRI_FRAMEWORK",
+        }
+    }
+
+    fn from_env_var(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.env_var() == name)
+    }
+
+    fn from_file_key(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.file_key() == name)
+    }
+}
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV_VAR: &str = "SENTRI_CONFIG";
+
+/// A setting that could not be used: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    name: String,
+    problem: String,
+}
+
+impl SettingsError {
+    fn new(name: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn from_log_filter(problem: &str) -> Self {
+        Self::new(
+            Key::Log.env_var(),
+            format!("not a tracing filter: {problem}"),
+        )
+    }
+
+    /// The variable (or file) at fault, e.g. `SENTRI_ACCESS_TTL`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What is wrong with it.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.problem)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// Where a raw value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    Env,
+    File(PathBuf),
+}
+
+/// The raw values, before parsing: env over file.
+#[derive(Debug, Default)]
+struct Raw {
+    values: BTreeMap<Key, (Zeroizing<String>, Origin)>,
+}
+
+impl Raw {
+    fn get(&self, key: Key) -> Option<&str> {
+        self.values.get(&key).map(|(v, _)| v.as_str())
+    }
+
+    /// The name of the setting in an error: the variable, and the file key
+    /// when the value came from the file.
+    fn name(&self, key: Key) -> String {
+        match self.values.get(&key) {
+            Some((_, Origin::File(path))) => format!(
+                "{} (`{}` in {})",
+                key.env_var(),
+                key.file_key(),
+                path.display()
+            ),
+            _ => key.env_var().to_owned(),
+        }
+    }
+
+    fn err(&self, key: Key, problem: impl Into<String>) -> SettingsError {
+        SettingsError::new(self.name(key), problem)
+    }
+}
+
+/// Cookie transport (F-23), `SENTRI_COOKIES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieMode {
+    /// Tokens travel in bodies and the `Authorization` header only.
+    #[default]
+    Off,
+    /// The refresh token travels in an HttpOnly cookie (and is left out of
+    /// bodies).
+    Refresh,
+    /// The refresh cookie and an access-token cookie.
+    Both,
+}
+
+impl CookieMode {
+    /// `off`, `refresh` or `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Refresh => "refresh",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// The web adapter that serves the routes, `SENTRI_FRAMEWORK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Framework {
+    /// `sentri-axum`.
+    #[default]
+    Axum,
+}
+
+/// A secret value: zeroized on drop, never printed.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Every setting of the server, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// The database URL (it may hold a password: see
+    /// [`Settings::database_url_redacted`]).
+    pub database_url: Secret,
+    /// The valid roles.
+    pub roles: Vec<String>,
+    /// The self-registration role; `None` means the first role.
+    pub default_role: Option<String>,
+    /// The registration API key.
+    pub api_key: Option<Secret>,
+    /// The HMAC secret.
+    pub secret: Option<Secret>,
+    /// The signing algorithm; `None` means `HS256` with a secret, else
+    /// `EdDSA` with a generated, persisted key.
+    pub algorithm: Option<Algorithm>,
+    /// Access token lifetime (`None`: the library default, 15m).
+    pub access_ttl: Option<Duration>,
+    /// Refresh lifetime (`None`: 7d).
+    pub refresh_ttl: Option<Duration>,
+    /// Reuse grace (`None`: 2s).
+    pub reuse_grace: Option<Duration>,
+    /// Cookie transport.
+    pub cookies: CookieMode,
+    /// The `Secure` attribute on cookies (default `true`).
+    pub cookie_secure: bool,
+    /// Failed logins per identifier before throttling (`None`: 10).
+    pub login_max_failures: Option<u32>,
+    /// The tracing filter.
+    pub log: String,
+    /// The adapter.
+    pub framework: Framework,
+    /// Things worth a warning at startup (unknown `SENTRI_*` variables).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Load the settings from the process environment and the file named by
+    /// `config_file` (the `--config` argument), else by `SENTRI_CONFIG`.
+    ///
+    /// # Errors
+    /// A [`SettingsError`] naming the first bad variable or file.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut env = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with("SENTRI_") {
+                continue;
+            }
+            let value = value
+                .into_string()
+                .map_err(|_| SettingsError::new(name, "is not valid UTF-8"))?;
+            env.push((name.to_owned(), value));
+        }
+        let file = match config_file {
+            Some(path) => Some(path.to_owned()),
+            None => env
+                .iter()
+                .find(|(n, _)| n == CONFIG_ENV_VAR)
+                .map(|(_, v)| PathBuf::from(v)),
+        };
+        let file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    SettingsError::new(
+                        format!("configuration file {}", path.display()),
+                        format!("cannot be read: {e}"),
+                    )
+                })?;
+                Some((path, text))
+            }
+            None => None,
+        };
+        Self::from_sources(env, file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())))
+    }
+
+    /// Parse settings from explicit sources: `env` (name, value) pairs and an
+    /// optional TOML file (path, contents). Environment values override
+    /// the file.
+    ///
+    /// # Errors
+    /// A [`SettingsError`] naming the first bad variable, file or file key.
+    pub fn from_sources<I, K, V>(env: I, file: Option<(&Path, &str)>) -> Result<Self, SettingsError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut raw = Raw::default();
+        let mut warnings = Vec::new();
+        if let Some((path, text)) = file {
+            read_file(&mut raw, path, text)?;
+        }
+        for (name, value) in env {
+            let name = name.as_ref();
+            match Key::from_env_var(name) {
+                Some(key) => {
+                    raw.values.insert(
+                        key,
+                        (Zeroizing::new(value.as_ref().to_owned()), Origin::Env),
+                    );
+                }
+                None if name == CONFIG_ENV_VAR => {}
+                None if name.starts_with("SENTRI_") => {
+                    warnings.push(format!("{name} is not a setting of sentri-server; ignored"));
+                }
+                None => {}
+            }
+        }
+        Self::parse(&raw, warnings)
+    }
+
+    fn parse(raw: &Raw, warnings: Vec<String>) -> Result<Self, SettingsError> {
+        // A value given but empty (`SENTRI_SECRET=`) is a mistake, not "unset".
+        for (key, (value, _)) in &raw.values {
+            if value.trim().is_empty() {
+                return Err(raw.err(*key, "is empty (unset it to use the default)"));
+            }
+        }
+        if raw.get(Key::RedisUrl).is_some() {
+            return Err(raw.err(
+                Key::RedisUrl,
+                "the Redis store is not supported by sentri-server yet; unset it \
+                 (idempotency and throttling use the SQL database)",
+            ));
+        }
+        let framework = match raw.get(Key::Framework).map(str::trim) {
+            None | Some("axum") => Framework::Axum,
+            Some("poem") => {
+                return Err(raw.err(
+                    Key::Framework,
+                    "poem is not available in sentri-server yet; use axum",
+                ));
+            }
+            Some(other) => {
+                return Err(raw.err(
+                    Key::Framework,
+                    format!("{other:?} is not one of axum, poem"),
+                ));
+            }
+        };
+        let bind = raw.get(Key::Bind).unwrap_or(DEFAULT_BIND).trim();
+        let bind: SocketAddr = bind.parse().map_err(|_| {
+            raw.err(
+                Key::Bind,
+                format!("{bind:?} is not a socket address (e.g. 127.0.0.1:3000 or [::]:3000)"),
+            )
+        })?;
+
+        let database_url = raw
+            .get(Key::DatabaseUrl)
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .trim();
+        check_database_url(database_url).map_err(|p| raw.err(Key::DatabaseUrl, p))?;
+
+        let roles: Vec<String> = match raw.get(Key::Roles) {
+            None => vec!["user".to_owned(), "admin".to_owned()],
+            Some(list) => list
+                .split(',')
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect(),
+        };
+        if roles.is_empty() {
+            return Err(raw.err(Key::Roles, "must name at least one role"));
+        }
+        let default_role = raw.get(Key::DefaultRole).map(|r| r.trim().to_owned());
+
+        let algorithm = match raw.get(Key::Algorithm) {
+            None => None,
+            Some(name) => Some(Algorithm::parse(name.trim()).ok_or_else(|| {
+                raw.err(
+                    Key::Algorithm,
+                    format!(
+                        "{:?} is not one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, EdDSA",
+                        name.trim()
+                    ),
+                )
+            })?),
+        };
+        let duration = |key: Key| -> Result<Option<Duration>, SettingsError> {
+            raw.get(key)
+                .map(|v| parse_duration(v).map_err(|p| raw.err(key, p)))
+                .transpose()
+        };
+        let cookies = match raw.get(Key::Cookies).map(str::trim) {
+            None | Some("off") => CookieMode::Off,
+            Some("refresh") => CookieMode::Refresh,
+            Some("both") => CookieMode::Both,
+            Some(other) => {
+                return Err(raw.err(
+                    Key::Cookies,
+                    format!("{other:?} is not one of off, refresh, both"),
+                ));
+            }
+        };
+        let cookie_secure = match raw.get(Key::CookieSecure) {
+            None => true,
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                raw.err(
+                    Key::CookieSecure,
+                    format!("{:?} is not true or false", v.trim()),
+                )
+            })?,
+        };
+        let login_max_failures = match raw.get(Key::LoginMaxFailures) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
+                raw.err(
+                    Key::LoginMaxFailures,
+                    format!(
+                        "{:?} is not a whole number (0 turns the limit off)",
+                        v.trim()
+                    ),
+                )
+            })?),
+        };
+        let log = raw.get(Key::Log).unwrap_or(DEFAULT_LOG).trim().to_owned();
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log) {
+            return Err(raw.err(Key::Log, format!("not a tracing filter: {e}")));
+        }
+        let secret = |key: Key| raw.get(key).map(|v| Secret(Zeroizing::new(v.to_owned())));
+
+        let settings = Self {
+            bind,
+            database_url: Secret(Zeroizing::new(database_url.to_owned())),
+            roles,
+            default_role,
+            api_key: secret(Key::ApiKey),
+            secret: secret(Key::Secret),
+            algorithm,
+            access_ttl: duration(Key::AccessTtl)?,
+            refresh_ttl: duration(Key::RefreshTtl)?,
+            reuse_grace: duration(Key::ReuseGrace)?,
+            cookies,
+            cookie_secure,
+            login_max_failures,
+            log,
+            framework,
+            warnings,
+        };
+        // Cross-field rules (secret length, roles, TTL order) live in the
+        // library; run them now so they fail at startup, named by variable.
+        settings.core_config_with(raw)?;
+        Ok(settings)
+    }
+
+    /// The library configuration these settings describe.
+    ///
+    /// # Errors
+    /// A [`SettingsError`] naming the variable of the first bad value.
+    pub fn core_config(&self) -> Result<Config, SettingsError> {
+        self.core_config_with(&Raw::default())
+    }
+
+    fn core_config_with(&self, raw: &Raw) -> Result<Config, SettingsError> {
+        let mut builder = Config::builder().valid_roles(self.roles.iter().cloned());
+        if let Some(role) = &self.default_role {
+            builder = builder.default_role(role.clone());
+        }
+        if self.roles.iter().any(|r| r == "admin") {
+            builder = builder.admin_role("admin");
+        }
+        if let Some(alg) = self.algorithm {
+            builder = builder.algorithm(alg);
+        }
+        if let Some(secret) = &self.secret {
+            builder = builder.secret(secret.expose().as_bytes());
+        }
+        if let Some(key) = &self.api_key {
+            builder = builder.api_key(key.expose());
+        }
+        if let Some(ttl) = self.access_ttl {
+            builder = builder.access_ttl(ttl);
+        }
+        if let Some(ttl) = self.refresh_ttl {
+            builder = builder.refresh_ttl(ttl);
+        }
+        if let Some(grace) = self.reuse_grace {
+            builder = builder.reuse_grace(grace);
+        }
+        if let Some(max) = self.login_max_failures {
+            builder = builder.throttle(ThrottleConfig {
+                max_failures_per_identifier: max,
+                ..ThrottleConfig::default()
+            });
+        }
+        builder.build().map_err(|err| {
+            let message = err.message();
+            let (field, problem) = message.split_once(": ").unwrap_or(("", message));
+            let key = match field {
+                "secret" => Some(if self.secret.is_none() {
+                    Key::Algorithm
+                } else {
+                    Key::Secret
+                }),
+                "algorithm" | "private_key_pem" => Some(Key::Algorithm),
+                "valid_roles" => Some(Key::Roles),
+                "default_role" => Some(Key::DefaultRole),
+                "admin_role" => Some(Key::Roles),
+                "access_ttl" => Some(Key::AccessTtl),
+                "refresh_ttl" => Some(Key::RefreshTtl),
+                "reuse_grace" => Some(Key::ReuseGrace),
+                "api_key" => Some(Key::ApiKey),
+                _ => None,
+            };
+            match key {
+                Some(Key::Algorithm) if field == "secret" => raw.err(
+                    Key::Algorithm,
+                    "HMAC algorithms need SENTRI_SECRET (at least 32 bytes)",
+                ),
+                Some(Key::Secret) if problem.contains("asymmetric") => raw.err(
+                    Key::Secret,
+                    format!(
+                        "is an HMAC secret, but SENTRI_ALGORITHM is {}; unset one of them",
+                        self.algorithm.map_or("asymmetric", Algorithm::as_str)
+                    ),
+                ),
+                Some(key) => raw.err(key, problem),
+                None => SettingsError::new("configuration", message),
+            }
+        })
+    }
+
+    /// The database URL with any password replaced by `***`, for logs and
+    /// error messages.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(self.database_url.expose())
+    }
+}
+
+fn read_file(raw: &mut Raw, path: &Path, text: &str) -> Result<(), SettingsError> {
+    let file_name = || format!("configuration file {}", path.display());
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        SettingsError::new(file_name(), format!("is not valid TOML: {}", e.message()))
+    })?;
+    for (name, value) in table {
+        let key = Key::from_file_key(&name).ok_or_else(|| {
+            SettingsError::new(
+                file_name(),
+                format!(
+                    "unknown key `{name}` (known: {})",
+                    Key::ALL.map(Key::file_key).join(", ")
+                ),
+            )
+        })?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => {
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => parts.push(s),
+                        _ => {
+                            return Err(SettingsError::new(
+                                file_name(),
+                                format!("`{name}` must be a list of strings"),
+                            ));
+                        }
+                    }
+                }
+                parts.join(",")
+            }
+            _ => {
+                return Err(SettingsError::new(
+                    file_name(),
+                    format!(
+                        "`{name}` must be a string, a whole number, a boolean or a list of strings"
+                    ),
+                ));
+            }
+        };
+        raw.values
+            .insert(key, (Zeroizing::new(text), Origin::File(path.to_owned())));
+    }
+    Ok(())
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The URL schemes the server can connect to, with the feature each needs.
+fn check_database_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once(':').map_or("", |(s, _)| s);
+    let compiled = match scheme {
+        "sqlite" => cfg!(feature = "sqlite"),
+        "postgres" | "postgresql" => cfg!(feature = "postgres"),
+        "mysql" | "mariadb" => cfg!(feature = "mysql"),
+        _ => {
+            return Err(format!(
+                "must start with sqlite:, postgres:// or mysql:// (got {:?})",
+                redact_url(url)
+            ));
+        }
+    };
+    if compiled {
+        Ok(())
+    } else {
+        Err(format!(
+            "this build of sentri-server has no {scheme} support (enable its cargo feature)"
+        ))
+    }
+}
+
+/// `scheme://user:password@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::from_sources(env.iter().copied(), None)
+    }
+
+    fn err_name(env: &[(&str, &str)]) -> String {
+        load(env).unwrap_err().name().to_owned()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(s.roles, ["user", "admin"]);
+        assert_eq!(s.cookies, CookieMode::Off);
+        assert!(s.cookie_secure);
+        assert_eq!(s.framework, Framework::Axum);
+        let c = s.core_config().unwrap();
+        assert_eq!(c.algorithm(), Algorithm::EdDSA);
+        assert_eq!(c.default_role(), "user");
+        assert_eq!(c.admin_role(), "admin");
+    }
+
+    #[test]
+    fn env_values_are_parsed() {
+        let s = load(&[
+            ("SENTRI_BIND", "0.0.0.0:8080"),
+            ("SENTRI_ROLES", "member, admin ,auditor"),
+            ("SENTRI_DEFAULT_ROLE", "member"),
+            ("SENTRI_SECRET", SECRET),
+            ("SENTRI_ALGORITHM", "HS512"),
+            ("SENTRI_ACCESS_TTL", "5m"),
+            ("SENTRI_REFRESH_TTL", "3600"),
+            ("SENTRI_REUSE_GRACE", "1s"),
+            ("SENTRI_COOKIES", "both"),
+            ("SENTRI_COOKIE_SECURE", "false"),
+            ("SENTRI_LOGIN_MAX_FAILURES", "3"),
+            ("SENTRI_LOG", "sentri=debug,info"),
+            ("SENTRI_API_KEY", "an-api-key-of-some-length"),
+        ])
+        .unwrap();
+        assert_eq!(s.roles, ["member", "admin", "auditor"]);
+        assert_eq!(s.cookies, CookieMode::Both);
+        assert!(!s.cookie_secure);
+        let c = s.core_config().unwrap();
+        assert_eq!(c.algorithm(), Algorithm::HS512);
+        assert_eq!(c.default_role(), "member");
+        assert_eq!(c.access_ttl(), Duration::from_secs(300));
+        assert_eq!(c.refresh_ttl(), Duration::from_secs(3600));
+        assert_eq!(c.throttle().max_failures_per_identifier, 3);
+        assert!(c.has_api_key());
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SENTRI_BIND", "localhost")], "SENTRI_BIND"),
+            (
+                &[("SENTRI_DATABASE_URL", "oracle://x")],
+                "SENTRI_DATABASE_URL",
+            ),
+            (
+                &[("SENTRI_REDIS_URL", "redis://127.0.0.1")],
+                "SENTRI_REDIS_URL",
+            ),
+            (&[("SENTRI_ROLES", " , ")], "SENTRI_ROLES"),
+            (&[("SENTRI_ROLES", "has space")], "SENTRI_ROLES"),
+            (&[("SENTRI_DEFAULT_ROLE", "root")], "SENTRI_DEFAULT_ROLE"),
+            (&[("SENTRI_API_KEY", "short")], "SENTRI_API_KEY"),
+            (&[("SENTRI_SECRET", "short")], "SENTRI_SECRET"),
+            (
+                &[("SENTRI_SECRET", SECRET), ("SENTRI_ALGORITHM", "EdDSA")],
+                "SENTRI_SECRET",
+            ),
+            (&[("SENTRI_ALGORITHM", "HS256")], "SENTRI_ALGORITHM"),
+            (&[("SENTRI_ALGORITHM", "none")], "SENTRI_ALGORITHM"),
+            (&[("SENTRI_ACCESS_TTL", "soon")], "SENTRI_ACCESS_TTL"),
+            (&[("SENTRI_ACCESS_TTL", "2d")], "SENTRI_ACCESS_TTL"),
+            (&[("SENTRI_REFRESH_TTL", "1m")], "SENTRI_REFRESH_TTL"),
+            (&[("SENTRI_REUSE_GRACE", "1h")], "SENTRI_REUSE_GRACE"),
+            (&[("SENTRI_COOKIES", "yes")], "SENTRI_COOKIES"),
+            (&[("SENTRI_COOKIE_SECURE", "maybe")], "SENTRI_COOKIE_SECURE"),
+            (
+                &[("SENTRI_LOGIN_MAX_FAILURES", "-1")],
+                "SENTRI_LOGIN_MAX_FAILURES",
+            ),
+            (&[("SENTRI_LOG", "a=b=c")], "SENTRI_LOG"),
+            (&[("SENTRI_FRAMEWORK", "poem")], "SENTRI_FRAMEWORK"),
+            (&[("SENTRI_FRAMEWORK", "actix")], "SENTRI_FRAMEWORK"),
+            (&[("SENTRI_SECRET", "")], "SENTRI_SECRET"),
+        ];
+        for (env, name) in cases {
+            assert_eq!(err_name(env), *name, "{env:?}");
+        }
+    }
+
+    #[test]
+    fn redis_and_poem_errors_say_not_supported() {
+        let e = load(&[("SENTRI_REDIS_URL", "redis://127.0.0.1:6379")]).unwrap_err();
+        assert!(e.problem().contains("not supported"), "{e}");
+        let e = load(&[("SENTRI_FRAMEWORK", "poem")]).unwrap_err();
+        assert!(e.problem().contains("not available"), "{e}");
+    }
+
+    #[test]
+    fn file_values_and_env_override() {
+        let file = r#"
+            bind = "127.0.0.1:4000"
+            roles = ["reader", "admin"]
+            access_ttl = 60
+            cookie_secure = false
+            cookies = "refresh"
+        "#;
+        let path = Path::new("/etc/sentri.toml");
+        let s = Settings::from_sources([("SENTRI_BIND", "127.0.0.1:5000")], Some((path, file)))
+            .unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:5000");
+        assert_eq!(s.roles, ["reader", "admin"]);
+        assert_eq!(s.access_ttl, Some(Duration::from_secs(60)));
+        assert!(!s.cookie_secure);
+        assert_eq!(s.cookies, CookieMode::Refresh);
+
+        let e = Settings::from_sources(
+            Vec::<(&str, &str)>::new(),
+            Some((path, "access_ttl = \"x\"")),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.name(),
+            "SENTRI_ACCESS_TTL (`access_ttl` in /etc/sentri.toml)"
+        );
+        let e = Settings::from_sources(Vec::<(&str, &str)>::new(), Some((path, "colour = 1")))
+            .unwrap_err();
+        assert!(e.problem().contains("unknown key `colour`"), "{e}");
+        let e = Settings::from_sources(Vec::<(&str, &str)>::new(), Some((path, "bind = ")))
+            .unwrap_err();
+        assert!(e.name().starts_with("configuration file"), "{e}");
+    }
+
+    #[test]
+    fn unknown_sentri_variables_warn() {
+        let s = load(&[("SENTRI_COOKIE", "both"), ("HOME", "/root")]).unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].starts_with("SENTRI_COOKIE "));
+    }
+
+    #[test]
+    fn secrets_never_in_debug_or_errors() {
+        let s = load(&[
+            ("SENTRI_SECRET", SECRET),
+            (
+                "SENTRI_DATABASE_URL",
+                "postgres://app:hunter2hunter2@db/auth",
+            ),
+        ])
+        .unwrap();
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains(SECRET) && !dbg.contains("hunter2"), "{dbg}");
+        assert_eq!(s.database_url_redacted(), "postgres://app:***@db/auth");
+        let e = load(&[("SENTRI_SECRET", "a-secret-that-is-too-short")]).unwrap_err();
+        assert!(!e.to_string().contains("a-secret-that-is-too-short"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url("sqlite://sentri.db?mode=rwc"),
+            "sqlite://sentri.db?mode=rwc"
+        );
+        assert_eq!(redact_url("mysql://root@h:3306/x"), "mysql://root@h:3306/x");
+        assert_eq!(redact_url("postgres://u:p@ss@h/x"), "postgres://u:***@h/x");
+    }
+}
