@@ -185,6 +185,247 @@ impl Default for IdempotencyConfig {
     }
 }
 
+/// How the built-in routes carry tokens to browsers (F-23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CookieTransport {
+    /// Tokens travel in bodies and `Authorization` headers only. The default.
+    #[default]
+    Off,
+    /// The refresh token travels in an `HttpOnly` cookie and is left out of
+    /// response bodies.
+    Refresh,
+    /// As `Refresh`, and the access token is also set in a cookie readable by
+    /// scripts, which `protect` reads when no `Authorization` header is
+    /// present; `protect` then also refreshes silently (F-24).
+    Both,
+}
+
+/// The `SameSite` attribute of sentri's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// Never sent on cross-site requests. The default.
+    #[default]
+    Strict,
+    /// Sent on top-level cross-site navigations.
+    Lax,
+    /// Always sent; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    /// The attribute value: `Strict`, `Lax` or `None`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        }
+    }
+}
+
+/// Cookie transport and CSRF settings of the HTTP surface (F-23).
+///
+/// ```
+/// use sentri_core::config::{Config, CookieConfig, CookieTransport};
+///
+/// let config = Config::builder()
+///     .hs256("an HMAC secret of at least thirty-two bytes")
+///     .valid_roles(["user"])
+///     .cookies(CookieConfig {
+///         transport: CookieTransport::Both,
+///         allowed_origins: vec!["https://app.example.com".into()],
+///         ..CookieConfig::default()
+///     })
+///     .build()?;
+/// assert_eq!(config.cookies().refresh_name, "refresh_token");
+/// # Ok::<(), sentri_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// Which tokens travel in cookies. Default [`CookieTransport::Off`].
+    pub transport: CookieTransport,
+    /// The `Secure` attribute. Default `true`; turn it off only for plain
+    /// HTTP during development.
+    pub secure: bool,
+    /// The `SameSite` attribute. Default [`SameSite::Strict`].
+    pub same_site: SameSite,
+    /// Name of the refresh cookie (`HttpOnly`). Default `refresh_token`.
+    pub refresh_name: String,
+    /// Path of the refresh cookie. Default `None`: the mount prefix of the
+    /// routes (e.g. `/auth`), so the cookie reaches `/refresh` and
+    /// `/logout` but not the application's routes. Silent refresh on the
+    /// application's own routes needs a path covering them, e.g. `/`.
+    pub refresh_path: Option<String>,
+    /// Name of the access cookie (readable by scripts, `Max-Age` = access
+    /// TTL). Default `access_token`.
+    pub access_name: String,
+    /// Path of the access cookie. Default `/`.
+    pub access_path: String,
+    /// The `Domain` attribute. Default none (host-only cookies).
+    pub domain: Option<String>,
+    /// Prefix both names with `__Host-`, which browsers accept only with
+    /// `Secure`, `Path=/` and no `Domain` (validated at build). Default
+    /// `false`.
+    pub host_prefix: bool,
+    /// Origins (`scheme://host[:port]`) allowed to send state-changing
+    /// requests authenticated by a cookie. Default empty: only the
+    /// request's own host.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            transport: CookieTransport::Off,
+            secure: true,
+            same_site: SameSite::Strict,
+            refresh_name: "refresh_token".to_owned(),
+            refresh_path: None,
+            access_name: "access_token".to_owned(),
+            access_path: "/".to_owned(),
+            domain: None,
+            host_prefix: false,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl CookieConfig {
+    /// The refresh cookie's name as sent, with `__Host-` when configured.
+    pub fn refresh_cookie_name(&self) -> String {
+        self.prefixed(&self.refresh_name)
+    }
+
+    /// The access cookie's name as sent, with `__Host-` when configured.
+    pub fn access_cookie_name(&self) -> String {
+        self.prefixed(&self.access_name)
+    }
+
+    fn prefixed(&self, name: &str) -> String {
+        if self.host_prefix && !name.starts_with("__Host-") {
+            format!("__Host-{name}")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// Whether the refresh token travels in a cookie.
+    pub fn refresh_in_cookie(&self) -> bool {
+        matches!(self.transport, CookieTransport::Refresh | CookieTransport::Both)
+    }
+
+    /// Whether the access token travels in a cookie.
+    pub fn access_in_cookie(&self) -> bool {
+        self.transport == CookieTransport::Both
+    }
+
+    fn validate(&self) -> Result<()> {
+        let cfg = |field: &str, problem: &str| Error::configuration(field, problem);
+        for (field, name) in [
+            ("cookies.refresh_name", &self.refresh_name),
+            ("cookies.access_name", &self.access_name),
+        ] {
+            if !is_cookie_name(name) {
+                return Err(cfg(field, "must be a non-empty cookie name of visible ASCII without separators"));
+            }
+        }
+        if self.refresh_cookie_name() == self.access_cookie_name() {
+            return Err(cfg("cookies.access_name", "must differ from refresh_name"));
+        }
+        if let Some(path) = &self.refresh_path
+            && !is_cookie_path(path)
+        {
+            return Err(cfg("cookies.refresh_path", "must start with / and contain no ; , or control characters"));
+        }
+        if !is_cookie_path(&self.access_path) {
+            return Err(cfg("cookies.access_path", "must start with / and contain no ; , or control characters"));
+        }
+        if let Some(domain) = &self.domain
+            && (domain.is_empty()
+                || domain.len() > 253
+                || !domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')))
+        {
+            return Err(cfg("cookies.domain", "must be a host name"));
+        }
+        let host = self.host_prefix
+            || self.refresh_name.starts_with("__Host-")
+            || self.access_name.starts_with("__Host-");
+        if host {
+            if !self.secure {
+                return Err(cfg("cookies.secure", "__Host- cookies must be Secure"));
+            }
+            if self.domain.is_some() {
+                return Err(cfg("cookies.domain", "__Host- cookies must not have a Domain"));
+            }
+            if matches!(&self.refresh_path, Some(p) if p != "/") {
+                return Err(cfg("cookies.refresh_path", "__Host- cookies must have Path=/"));
+            }
+            if self.access_path != "/" {
+                return Err(cfg("cookies.access_path", "__Host- cookies must have Path=/"));
+            }
+        }
+        let secure_prefix = self.refresh_name.starts_with("__Secure-")
+            || self.access_name.starts_with("__Secure-");
+        if secure_prefix && !self.secure {
+            return Err(cfg("cookies.secure", "__Secure- cookies must be Secure"));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(cfg("cookies.same_site", "SameSite=None requires Secure"));
+        }
+        for origin in &self.allowed_origins {
+            if !is_origin(origin) {
+                return Err(cfg(
+                    "cookies.allowed_origins",
+                    "each must be scheme://host[:port] with scheme http or https and no path",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| {
+            (0x21..=0x7e).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+        })
+}
+
+fn is_cookie_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= 1024
+        && path
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b';' && b != b',')
+}
+
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    if scheme != "http" && scheme != "https" {
+        return false;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':')
+        });
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    host_ok && port_ok
+}
+
+/// The default limit of request bodies of the built-in routes: 16 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+
 /// A duration given as `"30s" "15m" "1h" "7d"`, whole seconds, or a
 /// [`Duration`].
 ///
@@ -273,6 +514,8 @@ pub struct Config {
     pub(crate) hooks: Hooks,
     pub(crate) overrides: Overrides,
     pub(crate) revocation_check: Option<RevocationCheck>,
+    pub(crate) cookies: CookieConfig,
+    pub(crate) body_limit: usize,
 }
 
 impl fmt::Debug for Config {
@@ -291,6 +534,8 @@ impl fmt::Debug for Config {
             .field("session_check", &self.session_check)
             .field("throttle", &self.throttle)
             .field("idempotency", &self.idempotency)
+            .field("cookies", &self.cookies)
+            .field("body_limit", &self.body_limit)
             .finish_non_exhaustive()
     }
 }
@@ -358,6 +603,14 @@ impl Config {
     pub fn trusted_proxies(&self) -> &[IpAddr] {
         &self.trusted_proxies
     }
+    /// Cookie transport and CSRF settings.
+    pub fn cookies(&self) -> &CookieConfig {
+        &self.cookies
+    }
+    /// The largest request body the built-in routes accept, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
 }
 
 /// Builder of [`Config`]. Every setter documents its default.
@@ -386,6 +639,8 @@ pub struct ConfigBuilder {
     hooks: Hooks,
     overrides: Overrides,
     revocation_check: Option<RevocationCheck>,
+    cookies: Option<CookieConfig>,
+    body_limit: Option<usize>,
 }
 
 impl ConfigBuilder {
@@ -554,6 +809,22 @@ impl ConfigBuilder {
         self
     }
 
+    /// Cookie transport and CSRF settings of the HTTP surface (F-23).
+    /// Default: see [`CookieConfig`] (transport off, Secure,
+    /// SameSite=Strict).
+    pub fn cookies(mut self, cookies: CookieConfig) -> Self {
+        self.cookies = Some(cookies);
+        self
+    }
+
+    /// The largest request body the built-in routes accept; a larger one is
+    /// `PAYLOAD_TOO_LARGE`. Default 16 KiB ([`DEFAULT_BODY_LIMIT`]); from
+    /// 1 KiB to 1 MiB.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
     /// Validate everything and build.
     ///
     /// # Errors
@@ -710,6 +981,13 @@ impl ConfigBuilder {
             ..idempotency
         };
 
+        let cookies = self.cookies.unwrap_or_default();
+        cookies.validate()?;
+        let body_limit = self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);
+        if !(1024..=1024 * 1024).contains(&body_limit) {
+            return Err(cfg("body_limit", "must be from 1 KiB to 1 MiB"));
+        }
+
         Ok(Config {
             algorithm,
             key_source,
@@ -732,6 +1010,8 @@ impl ConfigBuilder {
             hooks: self.hooks,
             overrides: self.overrides,
             revocation_check: self.revocation_check,
+            cookies,
+            body_limit,
         })
     }
 }
@@ -903,5 +1183,113 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("a-very-secret-api-key-value"));
         assert!(!dbg.contains(SECRET));
+    }
+
+    #[test]
+    fn cookie_defaults_are_secure() {
+        let c = base().build().unwrap();
+        let k = c.cookies();
+        assert_eq!(k.transport, CookieTransport::Off);
+        assert!(k.secure);
+        assert_eq!(k.same_site, SameSite::Strict);
+        assert_eq!(k.refresh_cookie_name(), "refresh_token");
+        assert_eq!(k.access_cookie_name(), "access_token");
+        assert_eq!(k.refresh_path, None);
+        assert_eq!(k.access_path, "/");
+        assert!(k.allowed_origins.is_empty());
+        assert_eq!(c.body_limit(), 16 * 1024);
+    }
+
+    #[test]
+    fn host_prefix_names_both_cookies() {
+        let c = base()
+            .cookies(CookieConfig {
+                transport: CookieTransport::Both,
+                host_prefix: true,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        assert_eq!(c.cookies().refresh_cookie_name(), "__Host-refresh_token");
+        assert_eq!(c.cookies().access_cookie_name(), "__Host-access_token");
+        assert!(c.cookies().refresh_in_cookie() && c.cookies().access_in_cookie());
+    }
+
+    #[test]
+    fn every_bad_cookie_value_names_its_field() {
+        let k = CookieConfig::default;
+        let cases: Vec<(CookieConfig, &str)> = vec![
+            (CookieConfig { refresh_name: String::new(), ..k() }, "cookies.refresh_name"),
+            (CookieConfig { refresh_name: "a b".into(), ..k() }, "cookies.refresh_name"),
+            (CookieConfig { access_name: "x;y".into(), ..k() }, "cookies.access_name"),
+            (CookieConfig { access_name: "refresh_token".into(), ..k() }, "cookies.access_name"),
+            (CookieConfig { refresh_path: Some("auth".into()), ..k() }, "cookies.refresh_path"),
+            (CookieConfig { access_path: "/a;b".into(), ..k() }, "cookies.access_path"),
+            (CookieConfig { domain: Some("exa mple.com".into()), ..k() }, "cookies.domain"),
+            (CookieConfig { host_prefix: true, secure: false, ..k() }, "cookies.secure"),
+            (
+                CookieConfig { host_prefix: true, domain: Some("example.com".into()), ..k() },
+                "cookies.domain",
+            ),
+            (
+                CookieConfig { host_prefix: true, refresh_path: Some("/auth".into()), ..k() },
+                "cookies.refresh_path",
+            ),
+            (CookieConfig { host_prefix: true, access_path: "/app".into(), ..k() }, "cookies.access_path"),
+            (
+                CookieConfig { refresh_name: "__Host-rt".into(), secure: false, ..k() },
+                "cookies.secure",
+            ),
+            (
+                CookieConfig { access_name: "__Secure-at".into(), secure: false, ..k() },
+                "cookies.secure",
+            ),
+            (CookieConfig { same_site: SameSite::None, secure: false, ..k() }, "cookies.same_site"),
+            (
+                CookieConfig { allowed_origins: vec!["app.example.com".into()], ..k() },
+                "cookies.allowed_origins",
+            ),
+            (
+                CookieConfig { allowed_origins: vec!["https://app.example.com/path".into()], ..k() },
+                "cookies.allowed_origins",
+            ),
+            (
+                CookieConfig { allowed_origins: vec!["ftp://example.com".into()], ..k() },
+                "cookies.allowed_origins",
+            ),
+            (
+                CookieConfig { allowed_origins: vec!["https://example.com:99999".into()], ..k() },
+                "cookies.allowed_origins",
+            ),
+        ];
+        for (cookies, field) in cases {
+            let got = field_of(base().cookies(cookies).build().unwrap_err());
+            assert_eq!(got, field);
+        }
+        assert_eq!(field_of(base().body_limit(10).build().unwrap_err()), "body_limit");
+        assert_eq!(
+            field_of(base().body_limit(64 * 1024 * 1024).build().unwrap_err()),
+            "body_limit"
+        );
+    }
+
+    #[test]
+    fn good_cookie_values_build() {
+        base()
+            .cookies(CookieConfig {
+                transport: CookieTransport::Refresh,
+                same_site: SameSite::None,
+                refresh_path: Some("/auth".into()),
+                domain: Some("example.com".into()),
+                allowed_origins: vec![
+                    "https://app.example.com".into(),
+                    "http://localhost:5173".into(),
+                    "http://[::1]:8080".into(),
+                ],
+                ..Default::default()
+            })
+            .body_limit(64 * 1024)
+            .build()
+            .unwrap();
     }
 }

@@ -70,6 +70,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod hooks;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod idempotency;
 pub mod identifier;
 mod keys;

@@ -1,0 +1,127 @@
+//! The built-in routes (SPEC §6) as an axum [`Router`].
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::FromRequestParts;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{NestedPath, RawPathParams, Request};
+use axum::response::Response;
+use axum::routing::{MethodFilter, on};
+use sentri_core::http::{
+    Api, Route, check_content_length, method_not_allowed_response, not_found_response,
+    payload_too_large,
+};
+use sentri_core::{Error, Sentri};
+
+use crate::error::into_axum;
+use crate::panic::CatchPanicLayer;
+
+/// Every route of SPEC §6, to mount under any prefix:
+///
+/// ```
+/// # use sentri_core::Sentri;
+/// # fn demo(sentri: Sentri) {
+/// let app: axum::Router = axum::Router::new().nest("/auth", sentri_axum::router(sentri));
+/// # }
+/// ```
+///
+/// Every response is the envelope (`GET /keys` answers the plain JWKS);
+/// unknown paths and methods below the prefix are 404/405 envelopes, and a
+/// panic is the generic 500 envelope. The mount prefix (from
+/// `Router::nest`) is the default path of the refresh cookie. The client
+/// address is the socket peer from `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info`), or `X-Forwarded-For` through a
+/// configured trusted proxy.
+pub fn router(sentri: Sentri) -> Router {
+    router_with(Api::new(sentri, ""))
+}
+
+/// As [`router`], with a configured [`Api`] (e.g. without the idempotency
+/// layer on the built-in routes). The prefix of `api` is used when the
+/// router is not nested.
+pub fn router_with(api: Api) -> Router {
+    let mut router = Router::new();
+    for route in Route::ALL {
+        let api = api.clone();
+        let filter = match route.method() {
+            m if m == http::Method::GET => MethodFilter::GET,
+            m if m == http::Method::PUT => MethodFilter::PUT,
+            m if m == http::Method::DELETE => MethodFilter::DELETE,
+            _ => MethodFilter::POST,
+        };
+        router = router.route(
+            route.path(),
+            on(filter, move |req: Request| handle(api.clone(), route, req)),
+        );
+    }
+    router
+        .fallback(|| async { into_axum(not_found_response()) })
+        .method_not_allowed_fallback(|| async { into_axum(method_not_allowed_response()) })
+        .layer(CatchPanicLayer)
+}
+
+pub(crate) fn peer(req: &http::Extensions) -> Option<SocketAddr> {
+    req.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+async fn handle(api: Api, route: Route, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let api = match parts.extensions.get::<NestedPath>() {
+        Some(nested) => api.with_prefix(nested.as_str()),
+        None => api,
+    };
+    let param = match route.param() {
+        None => None,
+        Some(name) => match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(params) => params
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_owned()),
+            Err(_) => {
+                return crate::error::SentriError(Error::validation(name, "is not valid UTF-8"))
+                    .into_response_axum();
+            }
+        },
+    };
+    let limit = api.body_limit();
+    let body = match read_body(&parts.headers, body, limit).await {
+        Ok(body) => body,
+        Err(err) => return crate::error::SentriError(err).into_response_axum(),
+    };
+    let peer = peer(&parts.extensions);
+    let request = sentri_core::http::Request {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+        peer,
+    };
+    into_axum(api.call(route, &request, param.as_deref()).await)
+}
+
+/// Read a body up to `limit` bytes: `PAYLOAD_TOO_LARGE` beyond.
+pub(crate) async fn read_body(
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, Error> {
+    check_content_length(headers, limit)?;
+    to_bytes(body, limit).await.map_err(|err| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = source {
+            if e.to_string().contains("length limit") {
+                return payload_too_large(limit);
+            }
+            source = e.source();
+        }
+        Error::validation("body", "could not be read")
+    })
+}
+
+impl crate::error::SentriError {
+    pub(crate) fn into_response_axum(self) -> Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}

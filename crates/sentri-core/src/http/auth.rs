@@ -1,0 +1,192 @@
+//! `protect` (F-20) with silent refresh (F-24) and the CSRF check (F-23).
+
+use std::fmt;
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
+
+use super::cookies::{CookieWriter, check_origin, is_state_changing, read_cookie};
+use super::{Api, Head};
+use crate::error::{Error, ErrorCode, Result};
+use crate::service::{ClientInfo, RefreshInput};
+use crate::tokens::AuthUser;
+
+/// Where the access token of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// The access cookie, or the refresh cookie of a silent refresh.
+    Cookie,
+}
+
+/// The outcome of [`Api::authenticate`]: the user, and the `Set-Cookie`
+/// values of a silent refresh that the adapter must add to the response
+/// (whatever its status). `Debug` does not show the cookies.
+#[derive(Clone)]
+pub struct Authenticated {
+    /// The authenticated user.
+    pub user: AuthUser,
+    /// Where the token came from.
+    pub source: TokenSource,
+    /// `Set-Cookie` values to add to the response; empty unless the pair
+    /// was rotated by a silent refresh.
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+impl fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("user", &self.user)
+            .field("source", &self.source)
+            .field("refreshed", &!self.set_cookies.is_empty())
+            .finish()
+    }
+}
+
+/// The bearer token, `None` without an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::new(ErrorCode::TokenInvalid))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Error::new(ErrorCode::TokenInvalid));
+    }
+    Ok(Some(token))
+}
+
+impl Api {
+    /// What is known of the client: `User-Agent` and the address (the peer,
+    /// or `X-Forwarded-For` through a trusted proxy).
+    pub fn client_info(&self, head: Head<'_>) -> ClientInfo {
+        let user_agent = head
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let forwarded: Vec<&str> = head
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        let ip = head.peer.map(|peer| {
+            crate::net::client_ip(
+                peer.ip(),
+                forwarded.as_deref(),
+                self.sentri.config().trusted_proxies(),
+            )
+        });
+        ClientInfo { user_agent, ip }
+    }
+
+    pub(crate) fn cookie_writer(&self) -> CookieWriter<'_> {
+        CookieWriter::new(self.sentri.config().cookies(), &self.prefix)
+    }
+
+    /// `protect` (F-20): the access token from `Authorization: Bearer`,
+    /// else the access cookie, verified by [`crate::Sentri::verify_access`].
+    ///
+    /// A state-changing request authenticated by a cookie must pass
+    /// [`super::check_origin`]. With the access cookie configured, an
+    /// expired access token (or none, its cookie having expired) and a
+    /// valid refresh cookie rotate the pair: the new cookies are in
+    /// [`Authenticated::set_cookies`] (F-24).
+    ///
+    /// # Errors
+    /// `UNAUTHORIZED` (no token), `TOKEN_INVALID`, `TOKEN_EXPIRED`,
+    /// `FORBIDDEN` (cross-origin cookie request), `SERVICE_UNAVAILABLE`.
+    pub async fn authenticate(&self, head: Head<'_>) -> Result<Authenticated> {
+        let cookies = self.sentri.config().cookies();
+        let (token, source) = match bearer(head.headers)? {
+            Some(token) => (token, TokenSource::Bearer),
+            None => {
+                let access = cookies
+                    .access_in_cookie()
+                    .then(|| read_cookie(head.headers, &cookies.access_cookie_name()))
+                    .flatten();
+                match access {
+                    Some(token) => (token, TokenSource::Cookie),
+                    None => {
+                        let err = Error::new(ErrorCode::Unauthorized);
+                        return self.silent_refresh(head, err).await;
+                    }
+                }
+            }
+        };
+        if source == TokenSource::Cookie {
+            check_origin(cookies, head.method, head.uri, head.headers)?;
+        }
+        match self.sentri.verify_access(token).await {
+            Ok(user) => Ok(Authenticated {
+                user,
+                source,
+                set_cookies: Vec::new(),
+            }),
+            Err(err) if err.is(&ErrorCode::TokenExpired) => self.silent_refresh(head, err).await,
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Rotate with the refresh cookie when the access cookie is configured
+    /// and the refresh cookie present; otherwise fail with `original`.
+    async fn silent_refresh(&self, head: Head<'_>, original: Error) -> Result<Authenticated> {
+        let cookies = self.sentri.config().cookies();
+        if !cookies.access_in_cookie() {
+            return Err(original);
+        }
+        let Some(refresh) = read_cookie(head.headers, &cookies.refresh_cookie_name()) else {
+            return Err(original);
+        };
+        if is_state_changing(head.method) {
+            check_origin(cookies, head.method, head.uri, head.headers)?;
+        }
+        let out = match self
+            .sentri
+            .refresh(RefreshInput {
+                refresh_token: refresh.to_owned(),
+                client: self.client_info(head),
+            })
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if err.is(&ErrorCode::ServiceUnavailable) => return Err(err),
+            Err(err) => {
+                tracing::debug!(code = %err.code(), "silent refresh refused");
+                return Err(original);
+            }
+        };
+        let user = self.sentri.verify_access(&out.tokens.access_token).await?;
+        let set_cookies = self
+            .cookie_writer()
+            .token_cookies(&out.tokens, self.sentri.clock().now());
+        Ok(Authenticated {
+            user,
+            source: TokenSource::Cookie,
+            set_cookies,
+        })
+    }
+
+    /// The optional variant of `protect` (F-20): `Ok(None)` instead of a
+    /// missing, bad or expired token or a refused cross-origin cookie.
+    ///
+    /// # Errors
+    /// Only `SERVICE_UNAVAILABLE` (a store is down: never a wrong answer).
+    pub async fn authenticate_optional(&self, head: Head<'_>) -> Result<Option<Authenticated>> {
+        match self.authenticate(head).await {
+            Ok(a) => Ok(Some(a)),
+            Err(err) if err.is(&ErrorCode::ServiceUnavailable) || err.is_unhandled() => Err(err),
+            Err(_) => Ok(None),
+        }
+    }
+}

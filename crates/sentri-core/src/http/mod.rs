@@ -1,0 +1,408 @@
+//! The HTTP surface of sentri (SPEC §6, F-20 … F-27), framework-free.
+//!
+//! Everything the web adapters do that is not framework plumbing lives
+//! here, so `sentri-axum` and `sentri-poem` answer byte for byte alike:
+//! the routes ([`Api`]), bodies and their validation, the envelope,
+//! cookies and CSRF, `protect` with silent refresh
+//! ([`Api::authenticate`]), the idempotency layer ([`idempotent`]) and
+//! error rendering ([`error_response`], [`panic_response`]). An adapter
+//! turns its request into a [`Request`] (or a [`Head`] when it does not
+//! read the body), calls one of these, and turns the
+//! `http::Response<Bytes>` back.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use sentri_core::http::{Api, Request, Route};
+//! use sentri_core::{Config, Sentri, store::Stores};
+//! use sentri_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> sentri_core::Result<()> {
+//! let config = Config::builder()
+//!     .hs256("an HMAC secret of at least thirty-two bytes")
+//!     .valid_roles(["user", "admin"])
+//! #   .password_policy(sentri_core::password::PasswordPolicy::argon2id(1024, 1, 1))
+//!     .build()?;
+//! let sentri = Sentri::new(config, Stores::from_backend(Arc::new(MemoryStore::new()))).await?;
+//! let api = Api::new(sentri, "/auth");
+//!
+//! let req = Request::new(http::Method::POST, "/auth/register")
+//!     .header("content-type", "application/json")
+//!     .body(r#"{"identifier":"alice@example.com","password":"correct horse battery"}"#);
+//! let res = api.call(Route::Register, &req, None).await;
+//! assert_eq!(res.status(), 201);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Routes
+//!
+//! | [`Route`] | |
+//! |---|---|
+//! | `POST /register` | `X-Api-Key` when configured; 201 `{user}`; idempotent |
+//! | `POST /login` | `{accessToken, refreshToken*, accessExpiresAt, refreshExpiresAt, user}` |
+//! | `POST /refresh` | refresh token from the body, else the refresh cookie |
+//! | `POST /logout` | refresh token (body or cookie), else the access token; clears cookies |
+//! | `POST /logout-all` | access; clears cookies |
+//! | `GET /me`, `PUT /me/identifier`, `PUT /me/password` | access; the `PUT`s are idempotent |
+//! | `GET /sessions`, `DELETE /sessions/{id}` | access |
+//! | `POST`/`DELETE /users/{userId}/roles` | access + the admin role; the `POST` is idempotent |
+//! | `GET /keys` | the JWKS (RFC 7517 JSON, not the envelope); 404 for HMAC |
+//!
+//! `*` left out when the refresh token travels in a cookie.
+//!
+//! Every other response body is the envelope of [`crate::Envelope`], with
+//! `Cache-Control: no-store`. Bodies are JSON objects read field by field:
+//! a wrong content type, malformed JSON, a missing, mistyped or unknown
+//! field is `VALIDATION_ERROR` naming it; a body over
+//! [`crate::Config::body_limit`] is `PAYLOAD_TOO_LARGE`.
+//!
+//! ## Cookies, CSRF, silent refresh
+//!
+//! With [`crate::config::CookieTransport::Refresh`] login and refresh set
+//! the refresh cookie (`HttpOnly`, `Max-Age` = what is left of the
+//! session, path = the mount prefix unless configured) and leave the
+//! refresh token out of the body; with `Both` they also set the access
+//! cookie (not `HttpOnly`, `Max-Age` = access TTL), which `protect` reads
+//! after the `Authorization` header. Logout, logout-all and a password
+//! change clear both. A state-changing request authenticated by a cookie
+//! is checked with [`check_origin`]. With `Both`, [`Api::authenticate`]
+//! facing an expired (or expired and dropped) access cookie and a valid
+//! refresh cookie rotates the pair and returns the new `Set-Cookie`
+//! values for the same response (F-24).
+
+mod auth;
+mod body;
+mod cookies;
+mod idempotency;
+mod response;
+mod routes;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri};
+
+use crate::service::Sentri;
+
+pub use auth::{Authenticated, TokenSource};
+pub use body::{
+    check_content_length, is_json_content_type, json_error, too_large as payload_too_large,
+};
+pub use cookies::{check_origin, is_state_changing, read_cookie};
+pub use idempotency::{IdempotencyKey, caller_scope, idempotent};
+pub use response::{
+    envelope_response, error_response, json_response, method_not_allowed_response,
+    not_found_response, panic_response,
+};
+
+/// A request as an adapter hands it to [`Api`]: method, URI, headers, the
+/// whole body (read up to [`crate::Config::body_limit`]) and the socket
+/// peer. `Debug` shows neither headers nor body (they carry secrets).
+#[derive(Clone)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The URI as received (with the mount prefix).
+    pub uri: Uri,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// The socket peer, when the server knows it.
+    pub peer: Option<SocketAddr>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("uri", &self.uri.path())
+            .field("body_len", &self.body.len())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Request {
+    /// A request with no headers and an empty body. An unparsable `uri`
+    /// becomes `/`.
+    pub fn new(method: Method, uri: &str) -> Self {
+        Self {
+            method,
+            uri: uri.parse().unwrap_or_else(|_| Uri::from_static("/")),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            peer: None,
+        }
+    }
+
+    /// Add a header (ignored when the name or value is invalid).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.append(n, v);
+        }
+        self
+    }
+
+    /// Set the body.
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Set the socket peer.
+    #[must_use]
+    pub fn peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// The request without its body.
+    pub fn head(&self) -> Head<'_> {
+        Head {
+            method: &self.method,
+            uri: &self.uri,
+            headers: &self.headers,
+            peer: self.peer,
+        }
+    }
+}
+
+/// The parts of a request `protect` needs: no body.
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI.
+    pub uri: &'a Uri,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The socket peer, when known.
+    pub peer: Option<SocketAddr>,
+}
+
+impl fmt::Debug for Head<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Head")
+            .field("method", self.method)
+            .field("uri", &self.uri.path())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The built-in routes (SPEC §6). Adapters register each
+/// [`Route::method`] + [`Route::path`] under their mount prefix and call
+/// [`Api::call`] with the path parameter, if the route has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Route {
+    /// `POST /register`
+    Register,
+    /// `POST /login`
+    Login,
+    /// `POST /refresh`
+    Refresh,
+    /// `POST /logout`
+    Logout,
+    /// `POST /logout-all`
+    LogoutAll,
+    /// `GET /me`
+    Me,
+    /// `PUT /me/identifier`
+    ChangeIdentifier,
+    /// `PUT /me/password`
+    ChangePassword,
+    /// `GET /sessions`
+    ListSessions,
+    /// `DELETE /sessions/{id}`
+    RevokeSession,
+    /// `POST /users/{userId}/roles`
+    AssignRoles,
+    /// `DELETE /users/{userId}/roles`
+    RevokeRoles,
+    /// `GET /keys`
+    Keys,
+}
+
+impl Route {
+    /// Every route.
+    pub const ALL: [Route; 13] = [
+        Route::Register,
+        Route::Login,
+        Route::Refresh,
+        Route::Logout,
+        Route::LogoutAll,
+        Route::Me,
+        Route::ChangeIdentifier,
+        Route::ChangePassword,
+        Route::ListSessions,
+        Route::RevokeSession,
+        Route::AssignRoles,
+        Route::RevokeRoles,
+        Route::Keys,
+    ];
+
+    /// The method.
+    pub fn method(self) -> Method {
+        match self {
+            Self::Me | Self::ListSessions | Self::Keys => Method::GET,
+            Self::ChangeIdentifier | Self::ChangePassword => Method::PUT,
+            Self::RevokeSession | Self::RevokeRoles => Method::DELETE,
+            _ => Method::POST,
+        }
+    }
+
+    /// The path below the mount prefix, parameters as `{name}`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Register => "/register",
+            Self::Login => "/login",
+            Self::Refresh => "/refresh",
+            Self::Logout => "/logout",
+            Self::LogoutAll => "/logout-all",
+            Self::Me => "/me",
+            Self::ChangeIdentifier => "/me/identifier",
+            Self::ChangePassword => "/me/password",
+            Self::ListSessions => "/sessions",
+            Self::RevokeSession => "/sessions/{id}",
+            Self::AssignRoles | Self::RevokeRoles => "/users/{userId}/roles",
+            Self::Keys => "/keys",
+        }
+    }
+
+    /// The name of the path parameter, if the route has one.
+    pub fn param(self) -> Option<&'static str> {
+        match self {
+            Self::RevokeSession => Some("id"),
+            Self::AssignRoles | Self::RevokeRoles => Some("userId"),
+            _ => None,
+        }
+    }
+
+    /// Match a method and a path below the mount prefix: the route and its
+    /// parameter, or the envelope of 404 (unknown path) or 405 (known
+    /// path, other method).
+    ///
+    /// # Errors
+    /// The 404 or 405 response.
+    pub fn match_path(
+        method: &Method,
+        path: &str,
+    ) -> std::result::Result<(Route, Option<String>), http::Response<Bytes>> {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let mut path_known = false;
+        for route in Self::ALL {
+            let Some(param) = match_pattern(route.path(), path) else {
+                continue;
+            };
+            path_known = true;
+            if route.method() == method {
+                return Ok((route, param));
+            }
+        }
+        Err(if path_known {
+            method_not_allowed_response()
+        } else {
+            not_found_response()
+        })
+    }
+}
+
+fn match_pattern(pattern: &str, path: &str) -> Option<Option<String>> {
+    let mut param = None;
+    let mut p = pattern.split('/');
+    let mut q = path.split('/');
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return Some(param),
+            (Some(a), Some(b)) if a.starts_with('{') => {
+                if b.is_empty() {
+                    return None;
+                }
+                param = Some(b.to_owned());
+            }
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The built-in routes over one [`Sentri`], mounted under one prefix.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Api {
+    sentri: Sentri,
+    prefix: Arc<str>,
+    idempotent_routes: bool,
+}
+
+impl Api {
+    /// The routes of `sentri` mounted under `prefix` (e.g. `/auth`, or `""`
+    /// at the root). The prefix is the default path of the refresh cookie.
+    pub fn new(sentri: Sentri, prefix: &str) -> Self {
+        Self {
+            sentri,
+            prefix: normalize_prefix(prefix).into(),
+            idempotent_routes: true,
+        }
+    }
+
+    /// The same routes under another prefix.
+    #[must_use]
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Self {
+            prefix: normalize_prefix(prefix).into(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether register, the role routes and the identifier and password
+    /// changes run under the idempotency layer (F-26; only requests with
+    /// the key header are affected). Default `true`.
+    #[must_use]
+    pub fn idempotent_routes(mut self, on: bool) -> Self {
+        self.idempotent_routes = on;
+        self
+    }
+
+    /// The services.
+    pub fn sentri(&self) -> &Sentri {
+        &self.sentri
+    }
+
+    /// The mount prefix: `""` or `/…` without a trailing slash.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The largest body the routes accept.
+    pub fn body_limit(&self) -> usize {
+        self.sentri.config().body_limit()
+    }
+}
+
+fn normalize_prefix(prefix: &str) -> String {
+    let p = prefix.trim().trim_end_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

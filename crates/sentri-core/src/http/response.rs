@@ -1,0 +1,91 @@
+//! Responses: the envelope as `http::Response<Bytes>`, errors, panics.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::error::{Envelope, Error, ErrorCode};
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// A JSON response with `Content-Type: application/json` and
+/// `Cache-Control: no-store` (responses of an auth service are private).
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(CONTENT_TYPE, JSON);
+    res.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    res
+}
+
+/// A success envelope: `{"error":false,"statusCode":…,"message":…,"data":…}`.
+///
+/// ```
+/// use sentri_core::http::envelope_response;
+/// use http::StatusCode;
+///
+/// let res = envelope_response(StatusCode::OK, "ok", Some(serde_json::json!({"n": 1})));
+/// assert_eq!(
+///     &res.body()[..],
+///     br#"{"error":false,"statusCode":200,"message":"ok","data":{"n":1}}"#
+/// );
+/// ```
+pub fn envelope_response<T: Serialize>(
+    status: StatusCode,
+    message: &str,
+    data: Option<T>,
+) -> Response<Bytes> {
+    let envelope = match data {
+        Some(data) => Envelope::ok(status.as_u16(), message, data),
+        None => Envelope::empty(status.as_u16(), message),
+    };
+    match serde_json::to_vec(&envelope) {
+        Ok(body) => json_response(status, body),
+        Err(err) => error_response(&Error::internal(err)),
+    }
+}
+
+/// The envelope of an error, with its status and `Retry-After` when set
+/// (F-25). Unexpected errors (500) are logged with their cause; the client
+/// sees only the code and the safe message.
+///
+/// ```
+/// use sentri_core::http::error_response;
+/// use sentri_core::Error;
+/// use std::time::Duration;
+///
+/// let res = error_response(&Error::rate_limited(Duration::from_secs(30)));
+/// assert_eq!(res.status(), 429);
+/// assert_eq!(res.headers()["retry-after"], "30");
+/// ```
+pub fn error_response(err: &Error) -> Response<Bytes> {
+    if err.is_unhandled() {
+        tracing::error!(error = ?err, "request failed unexpectedly");
+    }
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = json_response(status, err.to_json());
+    if let Some(secs) = err.retry_after_secs() {
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+/// The generic 500 envelope sent when a handler panicked. The panic's
+/// message is logged, never sent.
+pub fn panic_response() -> Response<Bytes> {
+    error_response(&Error::new(ErrorCode::InternalError))
+}
+
+/// `404 NOT_FOUND` in the envelope, for unknown paths under the mount
+/// prefix.
+pub fn not_found_response() -> Response<Bytes> {
+    error_response(&Error::app("NOT_FOUND", 404, "route not found"))
+}
+
+/// `405 METHOD_NOT_ALLOWED` in the envelope.
+pub fn method_not_allowed_response() -> Response<Bytes> {
+    error_response(&Error::app("METHOD_NOT_ALLOWED", 405, "method not allowed"))
+}
