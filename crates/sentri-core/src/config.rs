@@ -136,6 +136,12 @@ pub enum SessionCheck {
     /// Signature and expiry only: no store access. A logout takes effect
     /// when the access token expires.
     Stateless,
+    /// Like `Always`, but a looked-up session is remembered for at most
+    /// this long (1 s … 1 h). Revocations made by this instance take effect
+    /// at once; those made by another instance take effect at once when a
+    /// [`RevocationBus`](crate::store::RevocationBus) is configured, and
+    /// otherwise within this bound.
+    Cached(std::time::Duration),
 }
 
 /// Failed-login throttling (F-27).
@@ -917,6 +923,11 @@ impl ConfigBuilder {
         }
         if refresh_ttl > Duration::from_secs(400 * 86_400) {
             return Err(cfg("refresh_ttl", "must be at most 400 days"));
+        }
+        if let SessionCheck::Cached(ttl) = self.session_check
+            && (ttl < Duration::from_secs(1) || ttl > Duration::from_secs(3600))
+        {
+            return Err(cfg("session_check", "the Cached bound must be 1 second to 1 hour"));
         }
         if reuse_grace > Duration::from_secs(60) {
             return Err(cfg("reuse_grace", "must be at most 1 minute"));

@@ -321,6 +321,36 @@ pub trait ThrottleStore: Send + Sync + 'static {
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
 }
 
+/// What a revocation event names (F-13): one session, or every session of
+/// a user (logout-all, password change, role change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// One session ended.
+    Session(SessionId),
+    /// Something about a user changed: every cached session of theirs is
+    /// stale.
+    User(UserId),
+}
+
+/// Fan-out of revocations between instances, for
+/// [`SessionCheck::Cached`](crate::SessionCheck::Cached).
+///
+/// Each instance publishes what it revokes and drops from its session cache
+/// what any instance published. Without a bus an instance only invalidates
+/// locally, and another instance may serve a revoked session until its
+/// cache entry expires.
+#[async_trait]
+pub trait RevocationBus: Send + Sync + 'static {
+    /// Tell every instance (this one included, or not: both are fine).
+    async fn publish(&self, event: Revocation) -> StoreResult<()>;
+
+    /// Receive what any instance publishes. Called once per `Sentri`.
+    /// A lagging receiver must make the caller drop its whole cache, which
+    /// `Sentri` does on `RecvError::Lagged`.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
+}
+
 /// The stores a [`Sentri`](crate::Sentri) runs on.
 ///
 /// One backend often implements every trait; [`Stores::from_backend`] wires
@@ -338,6 +368,8 @@ pub struct Stores {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Throttling counters.
     pub throttle: Arc<dyn ThrottleStore>,
+    /// Revocation fan-out between instances (optional).
+    pub revocations: Option<Arc<dyn RevocationBus>>,
 }
 
 impl Stores {
@@ -352,7 +384,15 @@ impl Stores {
             keys: backend.clone(),
             idempotency: backend.clone(),
             throttle: backend,
+            revocations: None,
         }
+    }
+
+    /// Fan revocations out through `bus` (for `SessionCheck::Cached`).
+    #[must_use]
+    pub fn with_revocation_bus(mut self, bus: Arc<dyn RevocationBus>) -> Self {
+        self.revocations = Some(bus);
+        self
     }
 
     /// Replace the idempotency store.
@@ -383,5 +423,6 @@ fn _object_safe(
     _: &dyn KeyStore,
     _: &dyn IdempotencyStore,
     _: &dyn ThrottleStore,
+    _: &dyn RevocationBus,
 ) {
 }

@@ -86,11 +86,14 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use sentri_core::store::Stores;
 
+mod bus;
 mod idempotency;
 mod keys;
 mod sessions;
 mod throttle;
 mod users;
+
+pub use bus::MemoryRevocationBus;
 
 use idempotency::IdempotencyCache;
 use keys::Keys;

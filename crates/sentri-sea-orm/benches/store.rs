@@ -1,6 +1,7 @@
-//! `rotate_refresh` and `find_active_session` on PostgreSQL and SQLite, next
-//! to a hand-written single indexed `SELECT` of a session row through the
-//! same connection pool, in the same run.
+//! `rotate_refresh` and `find_active_session` on PostgreSQL and SQLite, and
+//! the services on top of them (`Sentri::verify_access` in `Always` mode and
+//! `Sentri::refresh`), next to a hand-written single indexed `SELECT` of a
+//! session row through the same connection pool, in the same run.
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/work/target-sql cargo bench -p sentri-sea-orm --features postgres,sqlite --bench store
@@ -9,12 +10,17 @@
 //! PostgreSQL: the machine's server at 127.0.0.1:5432 (a fresh database per
 //! run, dropped at the end); override with `SENTRI_BENCH_PG_ADMIN_URL`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sentri_core::model::{NewSession, NewUser, PasswordHash, SessionId, TokenHash, UserId};
-use sentri_core::store::{SessionStore, UserStore};
+use sentri_core::password::PasswordPolicy;
+use sentri_core::store::{SessionStore, Stores, UserStore};
+use sentri_core::{
+    ClientInfo, Config, LoginInput, RefreshInput, RegisterInput, Sentri, SessionCheck,
+};
 use sentri_sea_orm::SeaOrmStore;
 use sentri_sea_orm::sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::runtime::Runtime;
@@ -140,7 +146,64 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, url: &str) {
             current = next;
         })
     });
+
+    // The services, on the same store: what every protected request and
+    // every refresh costs.
+    let (sentri, tokens) = rt.block_on(signed_in(fx.store.clone()));
+    group.bench_function("sentri_verify_access_always", |b| {
+        b.to_async(rt).iter(|| async {
+            sentri
+                .verify_access(&tokens.access_token)
+                .await
+                .expect("verify_access");
+        })
+    });
+    let mut refresh_token = tokens.refresh_token.clone();
+    group.bench_function("sentri_refresh", |b| {
+        b.iter(|| {
+            let out = rt
+                .block_on(sentri.refresh(RefreshInput {
+                    refresh_token: std::mem::take(&mut refresh_token),
+                    client: ClientInfo::default(),
+                }))
+                .expect("refresh");
+            refresh_token = out.tokens.refresh_token;
+        })
+    });
     group.finish();
+}
+
+/// A `Sentri` in `Always` mode on `store`, and the tokens of a fresh login.
+async fn signed_in(store: SeaOrmStore) -> (Sentri, sentri_core::TokenPair) {
+    let config = Config::builder()
+        .hs256("bench-secret-bench-secret-bench-secret")
+        .valid_roles(["user", "admin"])
+        .session_check(SessionCheck::Always)
+        .password_policy(PasswordPolicy::argon2id(1024, 1, 1))
+        .build()
+        .expect("config");
+    let sentri = Sentri::new(config, Stores::from_backend(Arc::new(store)))
+        .await
+        .expect("sentri");
+    let password = "correct horse battery staple".to_owned();
+    sentri
+        .register(RegisterInput {
+            identifier: "service-bench@example.test".into(),
+            password: password.clone(),
+            roles: None,
+            name: None,
+        })
+        .await
+        .expect("register");
+    let out = sentri
+        .login(LoginInput {
+            identifier: "service-bench@example.test".into(),
+            password,
+            client: ClientInfo::default(),
+        })
+        .await
+        .expect("login");
+    (sentri, out.tokens)
 }
 
 fn benches(c: &mut Criterion) {

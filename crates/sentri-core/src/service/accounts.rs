@@ -11,7 +11,7 @@ use crate::identifier::Identifier;
 use crate::model::{NewSession, NewUser, SessionId, User, UserId, UserRecord};
 use crate::password::Verified;
 use crate::service::inputs::{AuthOutput, ChangePasswordInput, LoginInput, RegisterInput};
-use crate::store::StoreErrorKind;
+use crate::store::{Revocation, StoreErrorKind};
 use crate::tokens;
 
 const MAX_NAME_CHARS: usize = 100;
@@ -379,7 +379,8 @@ impl Sentri {
         new_identifier: String,
     ) -> Result<User> {
         let identifier = Identifier::parse_field("newIdentifier", &new_identifier)?;
-        self.0
+        let user = self
+            .0
             .stores
             .users
             .update_identifier(id, identifier.display(), identifier.key(), self.now())
@@ -388,7 +389,9 @@ impl Sentri {
                 StoreErrorKind::Conflict => Error::new(ErrorCode::UserAlreadyExists),
                 StoreErrorKind::NotFound => user_not_found(),
                 _ => e.into(),
-            })
+            })?;
+        self.revoked(Revocation::User(id)).await;
+        Ok(user)
     }
 
     /// Change a password after checking the current one, and revoke every
@@ -448,6 +451,7 @@ impl Sentri {
             .sessions
             .delete_user_sessions(input.user_id)
             .await?;
+        self.revoked(Revocation::User(input.user_id)).await;
         let hook = &self.0.config.hooks.on_password_changed;
         fire("on_password_changed", hook, input.user_id).await;
         Ok(())
@@ -472,12 +476,15 @@ impl Sentri {
     /// As [`Sentri::assign_roles`].
     pub async fn default_assign_roles(&self, id: UserId, roles: Vec<String>) -> Result<User> {
         self.validate_roles(&roles, false)?;
-        self.0
+        let user = self
+            .0
             .stores
             .users
             .add_roles(id, &roles, self.now())
             .await
-            .map_err(map_user_missing)
+            .map_err(map_user_missing)?;
+        self.revoked(Revocation::User(id)).await;
+        Ok(user)
     }
 
     /// Remove roles from a user (F-06).
@@ -486,12 +493,15 @@ impl Sentri {
     /// As [`Sentri::assign_roles`].
     pub async fn revoke_roles(&self, id: UserId, roles: Vec<String>) -> Result<User> {
         self.validate_roles(&roles, false)?;
-        self.0
+        let user = self
+            .0
             .stores
             .users
             .remove_roles(id, &roles, self.now())
             .await
-            .map_err(map_user_missing)
+            .map_err(map_user_missing)?;
+        self.revoked(Revocation::User(id)).await;
+        Ok(user)
     }
 
     /// Mark a user's email as verified (F-06).
@@ -499,12 +509,15 @@ impl Sentri {
     /// # Errors
     /// `USER_NOT_FOUND`, `SERVICE_UNAVAILABLE`.
     pub async fn verify_email(&self, id: UserId) -> Result<User> {
-        self.0
+        let user = self
+            .0
             .stores
             .users
             .set_email_verified(id, self.now())
             .await
-            .map_err(map_user_missing)
+            .map_err(map_user_missing)?;
+        self.revoked(Revocation::User(id)).await;
+        Ok(user)
     }
 }
 

@@ -18,8 +18,9 @@ use crate::clock::Clock;
 use crate::config::{Config, KeySource, SessionCheck};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{self, KeyRing, SigningKey};
+use crate::model::{ActiveSession, SessionId};
 use crate::password::Passwords;
-use crate::store::Stores;
+use crate::store::{Revocation, Stores};
 use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
 
 pub use inputs::{
@@ -49,6 +50,8 @@ struct Inner {
     passwords: Passwords,
     ring: RwLock<Arc<KeyRing>>,
     verified: Option<moka::sync::Cache<String, AuthUser>>,
+    /// `SessionCheck::Cached`: sessions looked up recently.
+    sessions: Option<moka::sync::Cache<SessionId, ActiveSession>>,
     clock: Clock,
 }
 
@@ -91,14 +94,30 @@ impl Sentri {
                 .time_to_live(config.access_ttl)
                 .build()
         });
-        Ok(Self(Arc::new(Inner {
+        let sessions = match config.session_check {
+            SessionCheck::Cached(ttl) => Some(
+                moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(ttl)
+                    .support_invalidation_closures()
+                    .build(),
+            ),
+            _ => None,
+        };
+        let bus = stores.revocations.clone();
+        let sentri = Self(Arc::new(Inner {
             config,
             stores,
             passwords,
             ring: RwLock::new(Arc::new(ring)),
             verified,
+            sessions,
             clock,
-        })))
+        }));
+        if let (Some(bus), Some(_)) = (bus, &sentri.0.sessions) {
+            spawn_revocation_listener(Arc::downgrade(&sentri.0), bus.subscribe());
+        }
+        Ok(sentri)
     }
 
     /// The configuration.
@@ -160,7 +179,7 @@ impl Sentri {
         }
         match self.0.config.session_check {
             SessionCheck::Stateless => Ok(user),
-            SessionCheck::Always => self.check_session(user).await,
+            SessionCheck::Always | SessionCheck::Cached(_) => self.check_session(user).await,
         }
     }
 
@@ -195,23 +214,30 @@ impl Sentri {
 
     async fn check_session(&self, user: AuthUser) -> Result<AuthUser> {
         let now = self.now();
-        let active = self
-            .0
-            .stores
-            .sessions
-            .find_active_session(user.session_id(), now)
-            .await?
-            .filter(|a| a.session.user_id == user.id())
-            .ok_or_else(|| Error::with_message(ErrorCode::TokenInvalid, "session revoked"))?;
-        let interval = self.0.config.touch_interval;
-        if now - active.session.last_active_at >= to_chrono(interval) {
-            let sessions = &self.0.stores.sessions;
-            if let Err(err) = sessions
-                .touch_session(user.session_id(), now, interval)
-                .await
-            {
-                tracing::warn!(error = %err, "could not record session activity");
+        let sid = user.session_id();
+        let cached = self.0.sessions.as_ref().and_then(|c| c.get(&sid));
+        let active = match cached {
+            Some(active) if active.session.expires_at > now => active,
+            _ => {
+                let found = self
+                    .0
+                    .stores
+                    .sessions
+                    .find_active_session(sid, now)
+                    .await?
+                    .filter(|a| a.session.user_id == user.id())
+                    .ok_or_else(|| {
+                        Error::with_message(ErrorCode::TokenInvalid, "session revoked")
+                    })?;
+                if let Some(cache) = &self.0.sessions {
+                    cache.insert(sid, found.clone());
+                }
+                self.touch_if_due(&found, now).await;
+                found
             }
+        };
+        if active.session.user_id != user.id() {
+            return Err(Error::new(ErrorCode::TokenInvalid));
         }
         Ok(AuthUser::with_current(
             &user,
@@ -219,6 +245,37 @@ impl Sentri {
             active.roles,
             active.email_verified_at.is_some(),
         ))
+    }
+
+    /// Record activity at most once per `touch_interval`; failures are
+    /// logged only (the request itself is fine).
+    async fn touch_if_due(&self, active: &ActiveSession, now: DateTime<Utc>) {
+        let interval = self.0.config.touch_interval;
+        if now - active.session.last_active_at >= to_chrono(interval) {
+            let sessions = &self.0.stores.sessions;
+            if let Err(err) = sessions
+                .touch_session(active.session.id, now, interval)
+                .await
+            {
+                tracing::warn!(error = %err, "could not record session activity");
+            }
+        }
+    }
+
+    /// A session or a user changed: drop what the session cache holds of
+    /// it, and tell the other instances. A failed publish is logged: the
+    /// change itself is in the store, and other instances' caches expire
+    /// within their bound.
+    pub(crate) async fn revoked(&self, event: Revocation) {
+        let Some(cache) = &self.0.sessions else {
+            return;
+        };
+        invalidate(cache, event);
+        if let Some(bus) = &self.0.stores.revocations
+            && let Err(err) = bus.publish(event).await
+        {
+            tracing::warn!(error = %err, "could not publish a revocation to other instances");
+        }
     }
 
     /// Sign a new access token and pair it with `refresh`.
@@ -304,6 +361,45 @@ impl Sentri {
             .delete_keys_retired_before(before)
             .await?)
     }
+}
+
+fn invalidate(cache: &moka::sync::Cache<SessionId, ActiveSession>, event: Revocation) {
+    match event {
+        Revocation::Session(sid) => cache.invalidate(&sid),
+        Revocation::User(uid) => {
+            if cache
+                .invalidate_entries_if(move |_, a| a.session.user_id == uid)
+                .is_err()
+            {
+                cache.invalidate_all();
+            }
+        }
+    }
+}
+
+/// Apply other instances' revocations to this instance's session cache,
+/// for as long as the `Sentri` lives.
+fn spawn_revocation_listener(
+    inner: std::sync::Weak<Inner>,
+    mut events: tokio::sync::broadcast::Receiver<Revocation>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tokio::spawn(async move {
+        loop {
+            let event = events.recv().await;
+            let Some(inner) = inner.upgrade() else { return };
+            let Some(cache) = &inner.sessions else { return };
+            match event {
+                Ok(event) => invalidate(cache, event),
+                // Missed events: nothing cached can be trusted.
+                Err(RecvError::Lagged(_)) => cache.invalidate_all(),
+                Err(RecvError::Closed) => {
+                    cache.invalidate_all();
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// What an access token is issued for.

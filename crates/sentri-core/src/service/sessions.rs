@@ -8,6 +8,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::fire;
 use crate::model::{Rotation, SessionId, UserId};
 use crate::service::inputs::{AuthOutput, LogoutInput, RefreshInput, SessionInfo};
+use crate::store::Revocation;
 use crate::tokens;
 
 impl Sentri {
@@ -95,6 +96,7 @@ impl Sentri {
     }
 
     async fn revoke_for_reuse(&self, sid: SessionId) -> Result<()> {
+        self.revoked(Revocation::Session(sid)).await;
         if let Some(session) = self.0.stores.sessions.delete_session(sid).await? {
             tracing::warn!(user.id = %session.user_id, session.id = %sid, "refresh token reuse detected; session revoked");
             let hook = &self.0.config.hooks.on_token_reuse;
@@ -125,7 +127,9 @@ impl Sentri {
             LogoutInput::Session(sid) => sid,
             LogoutInput::RefreshToken(token) => tokens::parse_refresh(&token)?.sid,
         };
-        if let Some(session) = self.0.stores.sessions.delete_session(sid).await? {
+        let deleted = self.0.stores.sessions.delete_session(sid).await?;
+        self.revoked(Revocation::Session(sid)).await;
+        if let Some(session) = deleted {
             fire("on_logout", &self.0.config.hooks.on_logout, session.user_id).await;
         }
         Ok(())
@@ -149,6 +153,7 @@ impl Sentri {
     /// As [`Sentri::logout_all`].
     pub async fn default_logout_all(&self, user: UserId) -> Result<()> {
         self.0.stores.sessions.delete_user_sessions(user).await?;
+        self.revoked(Revocation::User(user)).await;
         fire("on_logout", &self.0.config.hooks.on_logout, user).await;
         Ok(())
     }
@@ -191,6 +196,7 @@ impl Sentri {
             .delete_user_session(user, session)
             .await?
         {
+            self.revoked(Revocation::Session(session)).await;
             fire("on_logout", &self.0.config.hooks.on_logout, user).await;
             Ok(())
         } else {

@@ -1,0 +1,140 @@
+//! `SessionCheck::Cached`: bounded staleness, local invalidation, fan-out
+//! between instances through a revocation bus (F-13).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use sentri_core::store::Stores;
+use sentri_core::{ErrorCode, LogoutInput, SessionCheck};
+use sentri_memory::{MemoryRevocationBus, MemoryStore};
+
+fn cached(ttl: Duration) -> sentri_core::config::ConfigBuilder {
+    base().session_check(SessionCheck::Cached(ttl))
+}
+
+/// Two instances ("servers") on one store.
+async fn two_instances(ttl: Duration, bus: bool) -> (Env, Env) {
+    let mut stores = Stores::from_backend(Arc::new(MemoryStore::new()));
+    if bus {
+        stores = stores.with_revocation_bus(Arc::new(MemoryRevocationBus::new()));
+    }
+    let a = env_on(cached(ttl), stores.clone()).await;
+    let b = env_on(cached(ttl), stores).await;
+    (a, b)
+}
+
+/// Wait (bounded) until `check` holds; the bus delivers asynchronously.
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_logout_on_this_instance_takes_effect_at_once() {
+    let env = env_with(cached(Duration::from_secs(60))).await;
+    let out = signed_in(&env, "cache-local@example.com").await;
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .logout(LogoutInput::Session(out.session_id))
+        .await
+        .unwrap();
+    let err = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test]
+async fn without_a_bus_another_instance_sees_a_logout_within_the_bound() {
+    let (a, b) = two_instances(Duration::from_secs(1), false).await;
+    let out = signed_in(&a, "cache-bound@example.com").await;
+    b.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    a.sentri
+        .logout(LogoutInput::Session(out.session_id))
+        .await
+        .unwrap();
+    // B still serves its cached session: that is the documented staleness...
+    b.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    // ...bounded by the configured time.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let err = b
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_bus_another_instance_sees_a_logout_at_once() {
+    let (a, b) = two_instances(Duration::from_secs(600), true).await;
+    let out = signed_in(&a, "cache-bus@example.com").await;
+    b.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    a.sentri
+        .logout(LogoutInput::Session(out.session_id))
+        .await
+        .unwrap();
+    let token = out.tokens.access_token.clone();
+    let seen = eventually(async || b.sentri.verify_access(&token).await.is_err()).await;
+    assert!(seen, "instance B kept serving a revoked session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_bus_role_changes_reach_every_instance() {
+    let (a, b) = two_instances(Duration::from_secs(600), true).await;
+    let out = signed_in(&a, "cache-roles@example.com").await;
+    assert!(
+        !b.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap()
+            .has_role("editor")
+    );
+    a.sentri
+        .assign_roles(out.user.id, vec!["editor".into()])
+        .await
+        .unwrap();
+    let token = out.tokens.access_token.clone();
+    let seen = eventually(async || {
+        b.sentri
+            .verify_access(&token)
+            .await
+            .is_ok_and(|u| u.has_role("editor"))
+    })
+    .await;
+    assert!(seen, "instance B kept serving stale roles");
+}
+
+#[test]
+fn the_cached_bound_is_validated() {
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(500),
+        Duration::from_secs(3601),
+    ] {
+        let err = cached(bad).build().unwrap_err();
+        assert!(err.message().starts_with("session_check"), "{bad:?}");
+    }
+}
