@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sentri_core::model::{NewSession, NewUser, PasswordHash, SessionId, TokenHash, UserId};
 use sentri_core::password::PasswordPolicy;
 use sentri_core::store::{SessionStore, Stores, UserStore};
@@ -168,6 +168,48 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, url: &str) {
                 }))
                 .expect("refresh");
             refresh_token = out.tokens.refresh_token;
+        })
+    });
+
+    // Throughput: 16 sessions refreshing at once, as many clients would.
+    let tokens: Vec<_> = (0..16)
+        .map(|_| {
+            let out = rt.block_on(sentri.login(LoginInput {
+                identifier: "service-bench@example.test".into(),
+                password: "correct horse battery staple".into(),
+                client: ClientInfo::default(),
+            }));
+            Arc::new(parking_lot::Mutex::new(
+                out.expect("login").tokens.refresh_token,
+            ))
+        })
+        .collect();
+    group.throughput(Throughput::Elements(tokens.len() as u64));
+    group.bench_function("sentri_refresh_16_concurrent", |b| {
+        b.to_async(rt).iter(|| {
+            let tasks: Vec<_> = tokens
+                .iter()
+                .map(|slot| {
+                    let sentri = sentri.clone();
+                    let slot = slot.clone();
+                    tokio::spawn(async move {
+                        let token = std::mem::take(&mut *slot.lock());
+                        let out = sentri
+                            .refresh(RefreshInput {
+                                refresh_token: token,
+                                client: ClientInfo::default(),
+                            })
+                            .await
+                            .expect("refresh");
+                        *slot.lock() = out.tokens.refresh_token;
+                    })
+                })
+                .collect();
+            async move {
+                for t in tasks {
+                    t.await.expect("refresh task");
+                }
+            }
         })
     });
     group.finish();
