@@ -91,7 +91,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeAuthUser {
 /// async fn create(Json(order): Json<Order>) -> Result<Json<serde_json::Value>, SentriError> {
 ///     Ok(Json(serde_json::json!({ "item": order.item, "quantity": order.quantity })))
 /// }
-/// # let _ = axum::routing::post(create);
+/// # let _: axum::routing::MethodRouter = axum::routing::post(create);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);

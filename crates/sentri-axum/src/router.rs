@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::FromRequestParts;
-use axum::extract::connect_info::ConnectInfo;
+use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
 use axum::extract::{NestedPath, RawPathParams, Request};
 use axum::response::Response;
 use axum::routing::{MethodFilter, on};
@@ -63,7 +63,9 @@ pub fn router_with(api: Api) -> Router {
 }
 
 pub(crate) fn peer(req: &http::Extensions) -> Option<SocketAddr> {
-    req.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+    req.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| req.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
 }
 
 async fn handle(api: Api, route: Route, req: Request) -> Response {

@@ -289,15 +289,14 @@ impl Route {
     }
 
     /// Match a method and a path below the mount prefix: the route and its
-    /// parameter, or the envelope of 404 (unknown path) or 405 (known
-    /// path, other method).
+    /// parameter.
     ///
     /// # Errors
-    /// The 404 or 405 response.
+    /// [`RouteMiss`]: an unknown path, or a known path with another method.
     pub fn match_path(
         method: &Method,
         path: &str,
-    ) -> std::result::Result<(Route, Option<String>), http::Response<Bytes>> {
+    ) -> std::result::Result<(Route, Option<String>), RouteMiss> {
         let path = path
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
@@ -313,10 +312,30 @@ impl Route {
             }
         }
         Err(if path_known {
-            method_not_allowed_response()
+            RouteMiss::MethodNotAllowed
         } else {
-            not_found_response()
+            RouteMiss::NotFound
         })
+    }
+}
+
+/// Why [`Route::match_path`] found no route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteMiss {
+    /// No route has this path: 404.
+    NotFound,
+    /// A route has this path, with another method: 405.
+    MethodNotAllowed,
+}
+
+impl RouteMiss {
+    /// The envelope response: `404 NOT_FOUND` or `405 METHOD_NOT_ALLOWED`.
+    pub fn into_response(self) -> http::Response<Bytes> {
+        match self {
+            Self::NotFound => not_found_response(),
+            Self::MethodNotAllowed => method_not_allowed_response(),
+        }
     }
 }
 

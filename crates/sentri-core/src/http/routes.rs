@@ -59,7 +59,7 @@ impl Api {
         };
         match Route::match_path(&req.method, rest) {
             Ok((route, param)) => self.call(route, req, param.as_deref()).await,
-            Err(res) => res,
+            Err(miss) => miss.into_response(),
         }
     }
 

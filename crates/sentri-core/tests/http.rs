@@ -1,0 +1,273 @@
+//! The HTTP surface of `sentri_core::http` tested directly on the memory
+//! store, without a web framework.
+#![cfg(feature = "http")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use sentri_core::ErrorCode;
+use serde_json::{Value, json};
+
+use bytes::Bytes;
+use sentri_core::clock::Clock;
+use sentri_core::config::{ConfigBuilder, CookieConfig, CookieTransport};
+use sentri_core::http::{Api, Request, TokenSource};
+use sentri_core::password::PasswordPolicy;
+use sentri_core::store::Stores;
+use sentri_core::{Config, Sentri};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn base() -> ConfigBuilder {
+    Config::builder()
+        .hs256("test-secret-test-secret-test-secret!")
+        .valid_roles(["user", "admin"])
+        .password_policy(PasswordPolicy::argon2id(256, 1, 1))
+}
+
+async fn api_with(builder: ConfigBuilder) -> (Api, Clock) {
+    let stores = Stores::from_backend(Arc::new(sentri_memory::MemoryStore::new()));
+    let clock = Clock::manual_at_now();
+    let sentri = Sentri::with_clock(builder.build().unwrap(), stores, clock.clone())
+        .await
+        .unwrap();
+    (Api::new(sentri, "/auth"), clock)
+}
+
+fn post(path: &str, body: Value) -> Request {
+    Request::new(Method::POST, path)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .peer("192.0.2.1:5000".parse().unwrap())
+}
+
+fn json_of(res: &http::Response<Bytes>) -> Value {
+    serde_json::from_slice(res.body()).unwrap()
+}
+
+fn set_cookies(res: &http::Response<Bytes>) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn signed_in(api: &Api, who: &str) -> http::Response<Bytes> {
+    let body = json!({"identifier": who, "password": PASSWORD});
+    let res = api.register(&post("/auth/register", body.clone())).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = api.login(&post("/auth/login", body)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res
+}
+
+#[tokio::test]
+async fn register_answers_201_with_the_user_in_the_envelope() {
+    let (api, _) = api_with(base()).await;
+    let res = api
+        .dispatch(&post(
+            "/auth/register",
+            json!({"identifier": "Alice@Example.com", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body = json_of(&res);
+    assert_eq!(body["error"], false);
+    assert_eq!(body["statusCode"], 201);
+    assert_eq!(body["data"]["user"]["identifier"], "Alice@Example.com");
+    assert!(!String::from_utf8_lossy(res.body()).contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn input_problems_are_validation_errors_in_the_envelope() {
+    let (api, _) = api_with(base().body_limit(1024)).await;
+    let cases = [
+        (
+            Request::new(Method::POST, "/auth/login").body("{}"),
+            "Content-Type: must be application/json",
+        ),
+        (
+            post("/auth/login", json!({"identifier": "a"})),
+            "password: is required",
+        ),
+        (
+            post("/auth/login", json!({"identifier": 5, "password": "x"})),
+            "identifier: must be a string",
+        ),
+        (
+            post(
+                "/auth/login",
+                json!({"identifier": "a", "password": "p", "x": 1}),
+            ),
+            "x: unknown field",
+        ),
+        (
+            post(
+                "/auth/login",
+                json!({"identifier": "a".repeat(300), "password": "p"}),
+            ),
+            "identifier: must be at most 254 characters",
+        ),
+    ];
+    for (req, message) in cases {
+        let res = api.login(&req).await;
+        assert_eq!(
+            json_of(&res),
+            json!({"error": true, "statusCode": 400, "code": "VALIDATION_ERROR", "message": message, "data": null})
+        );
+    }
+    let res = api
+        .login(&post(
+            "/auth/login",
+            json!({"identifier": "a".repeat(2000), "password": "p"}),
+        ))
+        .await;
+    assert_eq!(res.status(), 413);
+    assert_eq!(json_of(&res)["code"], "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn refresh_cookie_transport_keeps_the_token_out_of_the_body() {
+    let (api, _) = api_with(base().cookies(CookieConfig {
+        transport: CookieTransport::Refresh,
+        ..Default::default()
+    }))
+    .await;
+    let res = signed_in(&api, "bob@example.com").await;
+    let body = json_of(&res);
+    assert!(body["data"].get("refreshToken").is_none());
+    assert!(body["data"]["accessToken"].is_string());
+    let cookies = set_cookies(&res);
+    assert_eq!(cookies.len(), 1);
+    assert!(cookies[0].starts_with("refresh_token="));
+    assert!(
+        cookies[0].ends_with("; Max-Age=604800; Path=/auth; HttpOnly; Secure; SameSite=Strict")
+    );
+
+    // Refresh by cookie; a foreign Origin is refused.
+    let cookie = cookies[0].split(';').next().unwrap().to_owned();
+    let evil = Request::new(Method::POST, "/auth/refresh")
+        .header("cookie", &cookie)
+        .header("host", "api.example.com")
+        .header("origin", "https://evil.example");
+    let res = api.refresh(&evil).await;
+    assert_eq!(res.status(), 403);
+    let ok = Request::new(Method::POST, "/auth/refresh")
+        .header("cookie", &cookie)
+        .header("host", "api.example.com")
+        .header("origin", "https://api.example.com");
+    let res = api.refresh(&ok).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(set_cookies(&res).len(), 1);
+
+    // Logout clears both cookies.
+    let cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
+    let res = api
+        .logout(&Request::new(Method::POST, "/auth/logout").header("cookie", &cookie))
+        .await;
+    assert_eq!(res.status(), 200);
+    let cleared = set_cookies(&res);
+    assert_eq!(cleared.len(), 2);
+    assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
+}
+
+#[tokio::test]
+async fn authenticate_prefers_bearer_and_refreshes_silently() {
+    let (api, clock) = api_with(base().cookies(CookieConfig {
+        transport: CookieTransport::Both,
+        ..Default::default()
+    }))
+    .await;
+    let res = signed_in(&api, "carol@example.com").await;
+    let cookies: Vec<String> = set_cookies(&res)
+        .iter()
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    let cookie_header = cookies.join("; ");
+    let get = Request::new(Method::GET, "/api/x").header("cookie", &cookie_header);
+    let auth = api.authenticate(get.head()).await.unwrap();
+    assert_eq!(auth.source, TokenSource::Cookie);
+    assert!(auth.set_cookies.is_empty());
+
+    let none = Request::new(Method::GET, "/api/x");
+    assert_eq!(
+        api.authenticate(none.head()).await.unwrap_err().code(),
+        ErrorCode::Unauthorized
+    );
+    let bad = Request::new(Method::GET, "/api/x").header("authorization", "Bearer nope");
+    assert_eq!(
+        api.authenticate(bad.head()).await.unwrap_err().code(),
+        ErrorCode::TokenInvalid
+    );
+    assert!(
+        api.authenticate_optional(bad.head())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    clock.advance(Duration::from_secs(16 * 60));
+    let auth = api.authenticate(get.head()).await.unwrap();
+    assert_eq!(auth.user.identifier(), "carol@example.com");
+    assert_eq!(auth.set_cookies.len(), 2);
+    // Without the refresh cookie: expired.
+    let only_access = Request::new(Method::GET, "/api/x").header("cookie", &cookies[1]);
+    assert_eq!(
+        api.authenticate(only_access.head())
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenExpired
+    );
+}
+
+#[tokio::test]
+async fn idempotent_routes_replay_and_scope_by_caller() {
+    let (api, _) = api_with(base()).await;
+    let body = json!({"identifier": "dave@example.com", "password": PASSWORD});
+    let req = post("/auth/register", body).header("x-idempotency-key", "k-1");
+    let first = api.register(&req).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.headers()["x-request-id"], "k-1");
+    let again = api.register(&req).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["x-idempotent-replayed"], "true");
+    assert_eq!(again.body(), first.body());
+    let other = post(
+        "/auth/register",
+        json!({"identifier": "x@example.com", "password": PASSWORD}),
+    )
+    .header("x-idempotency-key", "k-1");
+    let res = api.register(&other).await;
+    assert_eq!(res.status(), 422);
+    let bad = post(
+        "/auth/register",
+        json!({"identifier": "e@example.com", "password": PASSWORD}),
+    )
+    .header("x-idempotency-key", "bad key");
+    let res = api.register(&bad).await;
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn keys_are_published_only_for_asymmetric_signing() {
+    let (api, _) = api_with(base()).await;
+    let res = api.keys(&Request::new(Method::GET, "/auth/keys")).await;
+    assert_eq!(res.status(), 404);
+    let (api, _) = api_with(
+        Config::builder()
+            .valid_roles(["user"])
+            .password_policy(PasswordPolicy::argon2id(256, 1, 1)),
+    )
+    .await;
+    let res = api.keys(&Request::new(Method::GET, "/auth/keys")).await;
+    assert_eq!(res.status(), 200);
+    let jwks = json_of(&res);
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+}
