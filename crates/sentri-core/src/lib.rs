@@ -66,6 +66,7 @@
 //! | [`idempotency`], [`throttle`], [`net`] | framework-free pieces adapters call (F-26, F-27) |
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -85,6 +86,7 @@ pub mod testkit;
 pub mod throttle;
 pub mod tokens;
 
+pub use client::AccessVerifier;
 pub use config::{Algorithm, Config, SessionCheck};
 pub use error::{BoxError, Envelope, Error, ErrorCode, Result};
 pub use service::{

@@ -77,23 +77,43 @@ pub(crate) fn verify_access(
     issuer: Option<&str>,
     audience: Option<&str>,
 ) -> Result<AccessClaims> {
+    let hmac = ring
+        .by_kid
+        .is_empty()
+        .then(|| (ring.signing.algorithm.to_jwt(), &ring.signing.decoding));
+    verify_with(&ring.by_kid, hmac, token, issuer, audience)
+}
+
+/// Verify against keys by `kid`, or against one HMAC secret.
+pub(crate) fn verify_with(
+    by_kid: &std::collections::HashMap<String, crate::keys::VerifyKey>,
+    hmac: Option<(jsonwebtoken::Algorithm, &jsonwebtoken::DecodingKey)>,
+    token: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<AccessClaims> {
     if token.len() > 8 * 1024 || token.split('.').count() != 3 {
         return Err(invalid("malformed"));
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("bad header"))?;
-    let (algorithm, key) = if ring.by_kid.is_empty() {
+    let (algorithm, key) = match hmac {
         // HMAC: one secret, never a kid.
-        if header.kid.is_some() {
-            return Err(invalid("unexpected kid"));
+        Some((alg, key)) => {
+            if header.kid.is_some() {
+                return Err(invalid("unexpected kid"));
+            }
+            (alg, key)
         }
-        (ring.signing.algorithm.to_jwt(), &ring.signing.decoding)
-    } else {
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or_else(|| invalid("missing kid"))?;
-        let vk = ring.by_kid.get(kid).ok_or_else(|| invalid("unknown kid"))?;
-        (vk.algorithm, &vk.key)
+        None => {
+            let kid = header
+                .kid
+                .as_deref()
+                .ok_or_else(|| invalid("missing kid"))?;
+            let vk = by_kid
+                .get(kid)
+                .ok_or_else(|| Error::new(ErrorCode::TokenInvalid).with_source(UnknownKid))?;
+            (vk.algorithm, &vk.key)
+        }
     };
     // Pin the algorithm to the key's own: never `none` (not representable),
     // never HMAC with a public key.
@@ -122,6 +142,19 @@ pub(crate) fn verify_access(
     }
     Ok(claims)
 }
+
+/// Marks a `TOKEN_INVALID` caused by a `kid` not in the key set (a client
+/// verifier refetches the key set on it).
+#[derive(Debug)]
+pub(crate) struct UnknownKid;
+
+impl fmt::Display for UnknownKid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown kid")
+    }
+}
+
+impl std::error::Error for UnknownKid {}
 
 /// A freshly minted refresh token: what the client gets, and what is stored.
 pub(crate) struct NewRefresh {
