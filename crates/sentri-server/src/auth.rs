@@ -1,15 +1,20 @@
-//! The auth routes, served by the adapter `SENTRI_FRAMEWORK` names.
+//! The auth routes, served by the adapter `SENTRI_FRAMEWORK` names. The
+//! server holds no HTTP logic of its own for them: routing, bodies,
+//! cookies, CSRF, silent refresh, idempotency and error rendering are
+//! `sentri-axum` over `sentri_core::http`.
 
 use axum::Router;
 use sentri_core::Sentri;
 
 use crate::error::ServerError;
-use crate::settings::Settings;
+use crate::settings::{Framework, Settings};
 
-/// The auth routes (mounted under `/auth` by the caller).
+/// The auth routes, to nest under `/auth`.
 ///
 /// # Errors
-/// [`ServerError::Settings`] when the adapter rejects the settings.
-pub fn router(_sentri: Sentri, _settings: &Settings) -> Result<Router, ServerError> {
-    Ok(Router::new())
+/// None today; kept for adapters whose construction can fail.
+pub fn router(sentri: Sentri, settings: &Settings) -> Result<Router, ServerError> {
+    match settings.framework {
+        Framework::Axum => Ok(sentri_axum::router(sentri)),
+    }
 }

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use sentri_core::{Envelope, Error, ErrorCode, Sentri};
+use axum::routing::{MethodRouter, get};
+use sentri_axum::{CatchPanicLayer, SentriError, envelope};
+use sentri_core::{Error, ErrorCode, Sentri};
 use sentri_sea_orm::SeaOrmStore;
 
 use crate::error::ServerError;
@@ -59,50 +60,63 @@ pub fn app(state: AppState, settings: &Settings) -> Result<Router, ServerError> 
     let auth = crate::auth::router(state.sentri.clone(), settings)?;
     Ok(server_routes(state)
         .nest(AUTH_PREFIX, auth)
+        .fallback(|| async { sentri_core::http::not_found_response().map(axum::body::Body::from) })
+        .layer(CatchPanicLayer)
         .layer(middleware::from_fn(access_log)))
+}
+
+/// The server's own routes (outside `/auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerRoute {
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /openapi.json`
+    OpenApi,
+}
+
+impl ServerRoute {
+    /// Every server route: what [`server_routes`] registers and the OpenAPI
+    /// document describes.
+    pub const ALL: [ServerRoute; 3] = [Self::Healthz, Self::Readyz, Self::OpenApi];
+
+    /// The method.
+    pub fn method(self) -> Method {
+        Method::GET
+    }
+
+    /// The path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Healthz => "/healthz",
+            Self::Readyz => "/readyz",
+            Self::OpenApi => "/openapi.json",
+        }
+    }
+
+    fn handler(self) -> MethodRouter<AppState> {
+        match self {
+            Self::Healthz => get(healthz),
+            Self::Readyz => get(readyz),
+            Self::OpenApi => get(openapi),
+        }
+    }
 }
 
 /// The server's own routes, without the auth routes.
 pub fn server_routes(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi))
-        .with_state(state)
-}
-
-fn envelope<T: serde::Serialize>(status: StatusCode, body: &Envelope<T>) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response()
-}
-
-fn error_response(err: &Error) -> Response {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        err.to_json(),
-    )
-        .into_response()
+    let mut router = Router::new();
+    for route in ServerRoute::ALL {
+        router = router.route(route.path(), route.handler());
+    }
+    router.with_state(state)
 }
 
 /// `GET /healthz`: the process is up.
 async fn healthz() -> Response {
-    envelope(
-        StatusCode::OK,
-        &Envelope::ok(200, "ok", serde_json::json!({ "status": "up" })),
-    )
+    envelope(StatusCode::OK, "ok", serde_json::json!({ "status": "up" }))
 }
 
 /// `GET /readyz`: the stores answer (one cheap query, bounded in time).
@@ -110,23 +124,26 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => envelope(
             StatusCode::OK,
-            &Envelope::ok(200, "ready", serde_json::json!({ "database": "up" })),
+            "ready",
+            serde_json::json!({ "database": "up" }),
         ),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check: database unavailable");
-            error_response(&Error::with_message(
-                ErrorCode::ServiceUnavailable,
-                "database unavailable",
-            ))
+            unavailable()
         }
         Err(_) => {
             tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database timed out");
-            error_response(&Error::with_message(
-                ErrorCode::ServiceUnavailable,
-                "database unavailable",
-            ))
+            unavailable()
         }
     }
+}
+
+fn unavailable() -> Response {
+    SentriError(Error::with_message(
+        ErrorCode::ServiceUnavailable,
+        "database unavailable",
+    ))
+    .into_response()
 }
 
 /// `GET /openapi.json`.
@@ -144,6 +161,11 @@ async fn openapi(State(state): State<AppState>) -> Response {
 async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    if tracing::enabled!(target: "sentri_server::access", tracing::Level::TRACE) {
+        // Header names only: values carry tokens, cookies and API keys.
+        let names: Vec<&str> = request.headers().keys().map(|k| k.as_str()).collect();
+        tracing::trace!(target: "sentri_server::access", %method, path = %path, headers = ?names, "request received");
+    }
     let started = Instant::now();
     let response = next.run(request).await;
     tracing::info!(

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sentri_core::config::{ThrottleConfig, parse_duration};
+use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig, parse_duration};
 use sentri_core::{Algorithm, Config};
 use zeroize::Zeroizing;
 
@@ -559,6 +559,15 @@ impl Settings {
                 ..ThrottleConfig::default()
             });
         }
+        builder = builder.cookies(CookieConfig {
+            transport: match self.cookies {
+                CookieMode::Off => CookieTransport::Off,
+                CookieMode::Refresh => CookieTransport::Refresh,
+                CookieMode::Both => CookieTransport::Both,
+            },
+            secure: self.cookie_secure,
+            ..CookieConfig::default()
+        });
         builder.build().map_err(|err| {
             let message = err.message();
             let (field, problem) = message.split_once(": ").unwrap_or(("", message));
@@ -576,6 +585,8 @@ impl Settings {
                 "refresh_ttl" => Some(Key::RefreshTtl),
                 "reuse_grace" => Some(Key::ReuseGrace),
                 "api_key" => Some(Key::ApiKey),
+                "cookies.secure" | "cookies.same_site" => Some(Key::CookieSecure),
+                f if f.starts_with("cookies") => Some(Key::Cookies),
                 _ => None,
             };
             match key {
@@ -760,6 +771,8 @@ mod tests {
         assert_eq!(c.access_ttl(), Duration::from_secs(300));
         assert_eq!(c.refresh_ttl(), Duration::from_secs(3600));
         assert_eq!(c.throttle().max_failures_per_identifier, 3);
+        assert_eq!(c.cookies().transport, CookieTransport::Both);
+        assert!(!c.cookies().secure);
         assert!(c.has_api_key());
     }
 

@@ -1,0 +1,450 @@
+//! Black-box lifecycle tests against the built binary: restarts, key
+//! rotation, the CLI, startup errors, graceful shutdown, and the server's
+//! own routes (health, readiness, the OpenAPI document).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_keeps_tokens_valid() {
+    let dir = TestDir::new("restart");
+    let c = client();
+    let server = Server::start(&dir, &[]);
+    register(&c, &server, "ivan@example.com").await;
+    let out = login(&c, &server, "ivan@example.com").await;
+    let access = out.body["data"]["accessToken"].as_str().unwrap().to_owned();
+    let refresh = out.body["data"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.stop();
+
+    // Same SQLite file, new process: the persisted key verifies the token.
+    let server = Server::start(&dir, &[]);
+    let me = get_bearer(&c, &server, "/auth/me", &access).await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    let rotated = post(
+        &c,
+        &server,
+        "/auth/refresh",
+        json!({ "refreshToken": refresh }),
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    assert_eq!(
+        kid_of(rotated.body["data"]["accessToken"].as_str().unwrap()),
+        kid_of(&access)
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_rotate_keeps_old_tokens_and_signs_new_ones() {
+    let dir = TestDir::new("rotate");
+    let c = client();
+    let server = Server::start(&dir, &[]);
+    register(&c, &server, "judy@example.com").await;
+    let old = login(&c, &server, "judy@example.com").await.body["data"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_kid = kid_of(&old);
+
+    let out = run(&dir, &[], &["keys", "rotate"], "");
+    assert!(out.status.success(), "{out:?}");
+    let new_kid = out.stdout.trim().to_owned();
+    assert!(!new_kid.is_empty() && new_kid != old_kid, "{out:?}");
+    // The running server still accepts the old token.
+    assert_eq!(get_bearer(&c, &server, "/auth/me", &old).await.status, 200);
+    server.stop();
+
+    let server = Server::start(&dir, &[]);
+    let jwks = send(&c, Method::GET, &server.url("/auth/keys"), &[], None).await;
+    assert_eq!(jwks.status, 200);
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{kids:?}"
+    );
+    let new = login(&c, &server, "judy@example.com").await.body["data"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid_of(&new), new_kid);
+    assert_eq!(
+        get_bearer(&c, &server, "/auth/me", &old).await.status,
+        200,
+        "old token"
+    );
+    assert_eq!(
+        get_bearer(&c, &server, "/auth/me", &new).await.status,
+        200,
+        "new token"
+    );
+    server.stop();
+
+    // HMAC secrets are rotated by configuration, not by the command.
+    let secret = [("SENTRI_SECRET", "0123456789abcdef0123456789abcdef")];
+    let out = run(&dir, &secret, &["keys", "rotate"], "");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("SENTRI_SECRET"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn user_create_then_login_as_admin() {
+    let dir = TestDir::new("user-create");
+    let c = client();
+    let pw = "an admin password of some length";
+    let out = run(
+        &dir,
+        &[],
+        &[
+            "user",
+            "create",
+            "--identifier",
+            "root@example.com",
+            "--password-stdin",
+            "--roles",
+            "admin,user",
+        ],
+        &format!("{pw}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let admin_id = out.stdout.trim().to_owned();
+    assert_eq!(admin_id.len(), 36, "prints the user id: {out:?}");
+    assert!(!out.stderr.contains(pw) && !out.stdout.contains(pw));
+
+    // Same identifier again: refused, exit code 1, one line, no panic.
+    let again = run(
+        &dir,
+        &[],
+        &[
+            "user",
+            "create",
+            "--identifier",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        pw,
+    );
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(
+        again.stderr.contains("USER_ALREADY_EXISTS"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("panicked"));
+    // No password on stdin.
+    let empty = run(
+        &dir,
+        &[],
+        &[
+            "user",
+            "create",
+            "--identifier",
+            "x@example.com",
+            "--password-stdin",
+        ],
+        "",
+    );
+    assert_eq!(empty.status.code(), Some(2), "{empty:?}");
+    // An unknown role.
+    let role = run(
+        &dir,
+        &[],
+        &[
+            "user",
+            "create",
+            "--identifier",
+            "y@example.com",
+            "--password-stdin",
+            "--roles",
+            "root",
+        ],
+        pw,
+    );
+    assert!(role.stderr.contains("INVALID_ROLE"), "{role:?}");
+
+    let server = Server::start(&dir, &[]);
+    let r = post(
+        &c,
+        &server,
+        "/auth/login",
+        json!({ "identifier": "root@example.com", "password": pw }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["user"]["roles"], json!(["admin", "user"]));
+    let admin_token = r.body["data"]["accessToken"].as_str().unwrap().to_owned();
+
+    // The admin manages another user's roles.
+    let user = register(&c, &server, "kim@example.com").await;
+    let path = format!("/auth/users/{}/roles", user["id"].as_str().unwrap());
+    let auth = format!("Bearer {admin_token}");
+    let r = send(
+        &c,
+        Method::POST,
+        &server.url(&path),
+        &[("authorization", &auth)],
+        Some(json!({ "roles": ["admin"] })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["data"]["user"]["roles"], json!(["admin", "user"]));
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_subcommand_is_repeatable() {
+    let dir = TestDir::new("migrate");
+    for _ in 0..2 {
+        let out = run(&dir, &[], &["migrate"], "");
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(dir.path().join("auth.db").exists());
+}
+
+#[test]
+fn bad_settings_fail_at_startup_naming_the_variable() {
+    let dir = TestDir::new("bad-settings");
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[("SENTRI_ACCESS_TTL", "soon")],
+            "SENTRI_ACCESS_TTL",
+            "not a duration",
+        ),
+        (
+            &[("SENTRI_REFRESH_TTL", "1m")],
+            "SENTRI_REFRESH_TTL",
+            "longer than access_ttl",
+        ),
+        (
+            &[("SENTRI_SECRET", "too-short")],
+            "SENTRI_SECRET",
+            "32 bytes",
+        ),
+        (
+            &[("SENTRI_REDIS_URL", "redis://127.0.0.1:6379")],
+            "SENTRI_REDIS_URL",
+            "not supported",
+        ),
+        (&[("SENTRI_FRAMEWORK", "poem")], "SENTRI_FRAMEWORK", "poem"),
+        (
+            &[("SENTRI_COOKIES", "sometimes")],
+            "SENTRI_COOKIES",
+            "off, refresh, both",
+        ),
+        (
+            &[("SENTRI_BIND", "nowhere")],
+            "SENTRI_BIND",
+            "socket address",
+        ),
+        (
+            &[("SENTRI_ROLES", "user,bad role")],
+            "SENTRI_ROLES",
+            "role names",
+        ),
+        (&[("SENTRI_LOG", "a=b=c")], "SENTRI_LOG", "filter"),
+        (
+            &[("SENTRI_CONFIG", "/nonexistent/sentri.toml")],
+            "configuration file",
+            "cannot be read",
+        ),
+    ];
+    for (env, name, problem) in cases {
+        let out = run(&dir, env, &["serve"], "");
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {out:?}");
+        assert!(
+            out.stderr.contains(name) && out.stderr.contains(problem),
+            "{env:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"),
+            "{}",
+            out.stderr
+        );
+    }
+    // An unreachable database: exit 1, URL shown without its password.
+    let out = run(
+        &dir,
+        &[(
+            "SENTRI_DATABASE_URL",
+            "postgres://app:s3cr3t-pw@127.0.0.1:1/auth",
+        )],
+        &["serve"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("SENTRI_DATABASE_URL") && !out.stderr.contains("s3cr3t-pw"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn config_file_with_env_override() {
+    let dir = TestDir::new("config-file");
+    let file = dir.path().join("sentri.toml");
+    std::fs::write(
+        &file,
+        "roles = [\"member\", \"admin\"]\naccess_ttl = \"5m\"\nbind = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    // SENTRI_BIND (set by the harness to port 0) overrides the file's bind.
+    let server = Server::start(&dir, &[("SENTRI_CONFIG", file.to_str().unwrap())]);
+    let c = client();
+    let user = register(&c, &server, "lee@example.com").await;
+    assert_eq!(user["roles"], json!(["member"]));
+    let out = login(&c, &server, "lee@example.com").await;
+    let exp = chrono_secs(out.body["data"]["accessExpiresAt"].as_str().unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (exp - now - 300).abs() < 30,
+        "access TTL from the file: {exp} vs {now}"
+    );
+    server.stop();
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp (`…Z`).
+fn chrono_secs(text: &str) -> i64 {
+    let (date, time) = text.split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let t: Vec<i64> = time
+        .trim_end_matches('Z')
+        .split(':')
+        .map(|p| p.split('.').next().unwrap().parse().unwrap())
+        .collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finishes_in_flight_requests() {
+    let dir = TestDir::new("shutdown");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    // A registration hashes a password: long enough to be in flight.
+    let url = server.url("/auth/register");
+    let pending = tokio::spawn({
+        let c = c.clone();
+        async move {
+            send(
+                &c,
+                Method::POST,
+                &url,
+                &[],
+                Some(json!({ "identifier": "mia@example.com", "password": PASSWORD })),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.terminate();
+    let reply = pending.await.unwrap();
+    assert_eq!(
+        reply.status, 201,
+        "the in-flight request completed: {:?}",
+        reply.body
+    );
+    let output = server.stop_after_signal();
+    assert!(
+        output.contains("shutting down") && output.contains("stopped"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn healthz_readyz_and_openapi_match_the_served_routes() {
+    let dir = TestDir::new("openapi");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    let health = send(&c, Method::GET, &server.url("/healthz"), &[], None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["data"]["status"], "up");
+    let ready = send(&c, Method::GET, &server.url("/readyz"), &[], None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["data"]["database"], "up");
+
+    let doc = send(&c, Method::GET, &server.url("/openapi.json"), &[], None).await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().expect("paths");
+    // Every route of SPEC §6 is documented.
+    for (method, path) in [
+        ("post", "/auth/register"),
+        ("post", "/auth/login"),
+        ("post", "/auth/refresh"),
+        ("post", "/auth/logout"),
+        ("post", "/auth/logout-all"),
+        ("get", "/auth/me"),
+        ("put", "/auth/me/identifier"),
+        ("put", "/auth/me/password"),
+        ("get", "/auth/sessions"),
+        ("delete", "/auth/sessions/{id}"),
+        ("post", "/auth/users/{userId}/roles"),
+        ("delete", "/auth/users/{userId}/roles"),
+        ("get", "/auth/keys"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/openapi.json"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} not documented"
+        );
+    }
+    // Every documented operation is served (not the 404/405 fallback), and
+    // every other method on a documented path is 405.
+    let id = "01a20cf4-46ee-76a9-89af-3e4d7678181e";
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", id).replace("{userId}", id);
+        let documented: Vec<&String> = item.as_object().unwrap().keys().collect();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (method != "get").then(|| json!({}));
+            let r = send(&c, m, &server.url(&concrete), &[], body).await;
+            if documented.iter().any(|d| *d == method) {
+                assert!(
+                    r.status != 404 || r.code() != "NOT_FOUND",
+                    "{method} {path} documented but not served"
+                );
+                assert_ne!(r.status, 405, "{method} {path} documented but not served");
+            } else {
+                assert_eq!(
+                    r.status, 405,
+                    "{method} {path} is served but not documented: {:?}",
+                    r.body
+                );
+            }
+        }
+    }
+    let unknown = send(&c, Method::GET, &server.url("/auth/nowhere"), &[], None).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "NOT_FOUND"));
+    server.stop();
+}
