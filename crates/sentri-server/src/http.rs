@@ -178,3 +178,54 @@ async fn access_log(request: Request, next: Next) -> Response {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use sentri_core::store::Stores;
+    use tower::ServiceExt;
+
+    async fn state() -> AppState {
+        let db = sentri_sea_orm::connect("sqlite::memory:").await.unwrap();
+        sentri_sea_orm::migrate(&db).await.unwrap();
+        let store = Arc::new(SeaOrmStore::new(db));
+        let config = sentri_core::Config::builder()
+            .hs256("an HMAC secret of at least thirty-two bytes")
+            .valid_roles(["user", "admin"])
+            .build()
+            .unwrap();
+        let sentri = Sentri::new(config, Stores::from_backend(store.clone()))
+            .await
+            .unwrap();
+        AppState::new(sentri, store)
+    }
+
+    async fn get(router: Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let res = router
+            .oneshot(axum::http::Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_is_503_envelope_when_the_database_is_gone() {
+        let state = state().await;
+        let router = server_routes(state.clone());
+        let (status, body) = get(router.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["data"]["database"], "up");
+
+        state.store.connection().clone().close().await.unwrap();
+        let (status, body) = get(router.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+        assert_eq!(body["error"], true);
+        // Liveness does not depend on the database.
+        let (status, _) = get(router, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}

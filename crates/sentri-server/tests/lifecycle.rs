@@ -448,3 +448,55 @@ async fn healthz_readyz_and_openapi_match_the_served_routes() {
     assert_eq!((unknown.status, unknown.code()), (404, "NOT_FOUND"));
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_started_at_once_share_one_key_and_the_sessions() {
+    let dir = std::sync::Arc::new(TestDir::new("two-instances"));
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let dir = dir.clone();
+            std::thread::spawn(move || Server::start(&dir, &[]))
+        })
+        .collect();
+    let servers: Vec<Server> = starts.into_iter().map(|t| t.join().unwrap()).collect();
+    let c = client();
+    let mut kids = Vec::new();
+    for server in &servers {
+        let jwks = send(&c, Method::GET, &server.url("/auth/keys"), &[], None).await;
+        assert_eq!(jwks.status, 200);
+        let keys = jwks.body["keys"].as_array().unwrap().clone();
+        assert_eq!(
+            keys.len(),
+            1,
+            "one generated key, not one per instance: {keys:?}"
+        );
+        kids.push(keys[0]["kid"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(kids[0], kids[1]);
+
+    // A session created through one instance works through the other.
+    register(&c, &servers[0], "olga@example.com").await;
+    let out = login(&c, &servers[0], "olga@example.com").await;
+    let access = out.body["data"]["accessToken"].as_str().unwrap().to_owned();
+    let refresh = out.body["data"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get_bearer(&c, &servers[1], "/auth/me", &access)
+            .await
+            .status,
+        200
+    );
+    let r = post(
+        &c,
+        &servers[1],
+        "/auth/refresh",
+        json!({ "refreshToken": refresh }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for server in servers {
+        server.stop();
+    }
+}
