@@ -191,246 +191,8 @@ impl Default for IdempotencyConfig {
     }
 }
 
-/// How the built-in routes carry tokens to browsers (F-23).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum CookieTransport {
-    /// Tokens travel in bodies and `Authorization` headers only. The default.
-    #[default]
-    Off,
-    /// The refresh token travels in an `HttpOnly` cookie and is left out of
-    /// response bodies.
-    Refresh,
-    /// As `Refresh`, and the access token is also set in a cookie readable by
-    /// scripts, which `protect` reads when no `Authorization` header is
-    /// present; `protect` then also refreshes silently (F-24).
-    Both,
-}
-
-/// The `SameSite` attribute of sentri's cookies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SameSite {
-    /// Never sent on cross-site requests. The default.
-    #[default]
-    Strict,
-    /// Sent on top-level cross-site navigations.
-    Lax,
-    /// Always sent; requires `Secure`.
-    None,
-}
-
-impl SameSite {
-    /// The attribute value: `Strict`, `Lax` or `None`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Strict => "Strict",
-            Self::Lax => "Lax",
-            Self::None => "None",
-        }
-    }
-}
-
-/// Cookie transport and CSRF settings of the HTTP surface (F-23).
-///
-/// ```
-/// use sentri_core::config::{Config, CookieConfig, CookieTransport};
-///
-/// let config = Config::builder()
-///     .hs256("an HMAC secret of at least thirty-two bytes")
-///     .valid_roles(["user"])
-///     .cookies(CookieConfig {
-///         transport: CookieTransport::Both,
-///         allowed_origins: vec!["https://app.example.com".into()],
-///         ..CookieConfig::default()
-///     })
-///     .build()?;
-/// assert_eq!(config.cookies().refresh_name, "refresh_token");
-/// # Ok::<(), sentri_core::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookieConfig {
-    /// Which tokens travel in cookies. Default [`CookieTransport::Off`].
-    pub transport: CookieTransport,
-    /// The `Secure` attribute. Default `true`; turn it off only for plain
-    /// HTTP during development.
-    pub secure: bool,
-    /// The `SameSite` attribute. Default [`SameSite::Strict`].
-    pub same_site: SameSite,
-    /// Name of the refresh cookie (`HttpOnly`). Default `refresh_token`.
-    pub refresh_name: String,
-    /// Path of the refresh cookie. Default `None`: the mount prefix of the
-    /// routes (e.g. `/auth`), so the cookie reaches `/refresh` and
-    /// `/logout` but not the application's routes. Silent refresh on the
-    /// application's own routes needs a path covering them, e.g. `/`.
-    pub refresh_path: Option<String>,
-    /// Name of the access cookie (readable by scripts, `Max-Age` = access
-    /// TTL). Default `access_token`.
-    pub access_name: String,
-    /// Path of the access cookie. Default `/`.
-    pub access_path: String,
-    /// The `Domain` attribute. Default none (host-only cookies).
-    pub domain: Option<String>,
-    /// Prefix both names with `__Host-`, which browsers accept only with
-    /// `Secure`, `Path=/` and no `Domain` (validated at build). Default
-    /// `false`.
-    pub host_prefix: bool,
-    /// Origins (`scheme://host[:port]`) allowed to send state-changing
-    /// requests authenticated by a cookie. Default empty: only the
-    /// request's own host.
-    pub allowed_origins: Vec<String>,
-}
-
-impl Default for CookieConfig {
-    fn default() -> Self {
-        Self {
-            transport: CookieTransport::Off,
-            secure: true,
-            same_site: SameSite::Strict,
-            refresh_name: "refresh_token".to_owned(),
-            refresh_path: None,
-            access_name: "access_token".to_owned(),
-            access_path: "/".to_owned(),
-            domain: None,
-            host_prefix: false,
-            allowed_origins: Vec::new(),
-        }
-    }
-}
-
-impl CookieConfig {
-    /// The refresh cookie's name as sent, with `__Host-` when configured.
-    pub fn refresh_cookie_name(&self) -> String {
-        self.prefixed(&self.refresh_name)
-    }
-
-    /// The access cookie's name as sent, with `__Host-` when configured.
-    pub fn access_cookie_name(&self) -> String {
-        self.prefixed(&self.access_name)
-    }
-
-    fn prefixed(&self, name: &str) -> String {
-        if self.host_prefix && !name.starts_with("__Host-") {
-            format!("__Host-{name}")
-        } else {
-            name.to_owned()
-        }
-    }
-
-    /// Whether the refresh token travels in a cookie.
-    pub fn refresh_in_cookie(&self) -> bool {
-        matches!(self.transport, CookieTransport::Refresh | CookieTransport::Both)
-    }
-
-    /// Whether the access token travels in a cookie.
-    pub fn access_in_cookie(&self) -> bool {
-        self.transport == CookieTransport::Both
-    }
-
-    fn validate(&self) -> Result<()> {
-        let cfg = |field: &str, problem: &str| Error::configuration(field, problem);
-        for (field, name) in [
-            ("cookies.refresh_name", &self.refresh_name),
-            ("cookies.access_name", &self.access_name),
-        ] {
-            if !is_cookie_name(name) {
-                return Err(cfg(field, "must be a non-empty cookie name of visible ASCII without separators"));
-            }
-        }
-        if self.refresh_cookie_name() == self.access_cookie_name() {
-            return Err(cfg("cookies.access_name", "must differ from refresh_name"));
-        }
-        if let Some(path) = &self.refresh_path
-            && !is_cookie_path(path)
-        {
-            return Err(cfg("cookies.refresh_path", "must start with / and contain no ; , or control characters"));
-        }
-        if !is_cookie_path(&self.access_path) {
-            return Err(cfg("cookies.access_path", "must start with / and contain no ; , or control characters"));
-        }
-        if let Some(domain) = &self.domain
-            && (domain.is_empty()
-                || domain.len() > 253
-                || !domain
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')))
-        {
-            return Err(cfg("cookies.domain", "must be a host name"));
-        }
-        let host = self.host_prefix
-            || self.refresh_name.starts_with("__Host-")
-            || self.access_name.starts_with("__Host-");
-        if host {
-            if !self.secure {
-                return Err(cfg("cookies.secure", "__Host- cookies must be Secure"));
-            }
-            if self.domain.is_some() {
-                return Err(cfg("cookies.domain", "__Host- cookies must not have a Domain"));
-            }
-            if matches!(&self.refresh_path, Some(p) if p != "/") {
-                return Err(cfg("cookies.refresh_path", "__Host- cookies must have Path=/"));
-            }
-            if self.access_path != "/" {
-                return Err(cfg("cookies.access_path", "__Host- cookies must have Path=/"));
-            }
-        }
-        let secure_prefix = self.refresh_name.starts_with("__Secure-")
-            || self.access_name.starts_with("__Secure-");
-        if secure_prefix && !self.secure {
-            return Err(cfg("cookies.secure", "__Secure- cookies must be Secure"));
-        }
-        if self.same_site == SameSite::None && !self.secure {
-            return Err(cfg("cookies.same_site", "SameSite=None requires Secure"));
-        }
-        for origin in &self.allowed_origins {
-            if !is_origin(origin) {
-                return Err(cfg(
-                    "cookies.allowed_origins",
-                    "each must be scheme://host[:port] with scheme http or https and no path",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn is_cookie_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name.bytes().all(|b| {
-            (0x21..=0x7e).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
-        })
-}
-
-fn is_cookie_path(path: &str) -> bool {
-    path.starts_with('/')
-        && path.len() <= 1024
-        && path
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b';' && b != b',')
-}
-
-fn is_origin(origin: &str) -> bool {
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return false;
-    };
-    if scheme != "http" && scheme != "https" {
-        return false;
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
-        _ => (rest, None),
-    };
-    let host_ok = !host.is_empty()
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':')
-        });
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
-    host_ok && port_ok
-}
-
-/// The default limit of request bodies of the built-in routes: 16 KiB.
-pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+mod cookies;
+pub use cookies::*;
 
 /// A duration given as `"30s" "15m" "1h" "7d"`, whole seconds, or a
 /// [`Duration`].
@@ -445,7 +207,11 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 /// ```
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
-    let bad = || format!("{text:?} is not a duration (use e.g. \"30s\", \"15m\", \"1h\", \"7d\" or whole seconds)");
+    let bad = || {
+        format!(
+            "{text:?} is not a duration (use e.g. \"30s\", \"15m\", \"1h\", \"7d\" or whole seconds)"
+        )
+    };
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
@@ -461,9 +227,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(mult)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(bad)
 }
 
 /// Anything a duration setter accepts.
@@ -866,8 +630,14 @@ impl ConfigBuilder {
             }
             match self.private_key_pem {
                 Some(pem) => {
-                    crate::keys::SigningKey::from_pem(algorithm, "configured", &pem)
-                        .map_err(|_| cfg("private_key_pem", "not a valid private key for the algorithm"))?;
+                    crate::keys::SigningKey::from_pem(algorithm, "configured", &pem).map_err(
+                        |_| {
+                            cfg(
+                                "private_key_pem",
+                                "not a valid private key for the algorithm",
+                            )
+                        },
+                    )?;
                     KeySource::Pem(pem)
                 }
                 None => KeySource::Generate,
@@ -901,13 +671,12 @@ impl ConfigBuilder {
             None => "admin".to_owned(),
         };
 
-        let dur = |field: &str, v: Option<std::result::Result<Duration, String>>, default: u64| {
-            match v {
+        let dur =
+            |field: &str, v: Option<std::result::Result<Duration, String>>, default: u64| match v {
                 None => Ok(Duration::from_secs(default)),
                 Some(Ok(d)) => Ok(d),
                 Some(Err(e)) => Err(cfg(field, &e)),
-            }
-        };
+            };
         let access_ttl = dur("access_ttl", self.access_ttl, 15 * 60)?;
         let refresh_ttl = dur("refresh_ttl", self.refresh_ttl, 7 * 86_400)?;
         let reuse_grace = dur("reuse_grace", self.reuse_grace, 2)?;
@@ -927,7 +696,10 @@ impl ConfigBuilder {
         if let SessionCheck::Cached(ttl) = self.session_check
             && (ttl < Duration::from_secs(1) || ttl > Duration::from_secs(3600))
         {
-            return Err(cfg("session_check", "the Cached bound must be 1 second to 1 hour"));
+            return Err(cfg(
+                "session_check",
+                "the Cached bound must be 1 second to 1 hour",
+            ));
         }
         if reuse_grace > Duration::from_secs(60) {
             return Err(cfg("reuse_grace", "must be at most 1 minute"));
@@ -1044,263 +816,4 @@ fn _assert_send_sync() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
-
-    fn base() -> ConfigBuilder {
-        Config::builder().hs256(SECRET).valid_roles(["user", "admin"])
-    }
-
-    fn field_of(err: Error) -> String {
-        assert_eq!(err.code().as_str(), "CONFIGURATION_ERROR");
-        err.message().split(':').next().unwrap().to_owned()
-    }
-
-    #[test]
-    fn defaults_are_the_documented_ones() {
-        let c = base().build().unwrap();
-        assert_eq!(c.algorithm(), Algorithm::HS256);
-        assert_eq!(c.access_ttl(), Duration::from_secs(900));
-        assert_eq!(c.refresh_ttl(), Duration::from_secs(7 * 86_400));
-        assert_eq!(c.reuse_grace(), Duration::from_secs(2));
-        assert_eq!(c.default_role(), "user");
-        assert_eq!(c.admin_role(), "admin");
-        assert_eq!(c.session_check(), SessionCheck::Always);
-        assert_eq!(c.throttle().max_failures_per_identifier, 10);
-        assert_eq!(c.throttle().max_failures_per_ip, 100);
-        assert_eq!(c.idempotency().ttl, Duration::from_secs(300));
-        assert_eq!(c.idempotency().header, "X-Idempotency-Key");
-    }
-
-    #[test]
-    fn duration_syntax() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
-        for bad in ["", "m", "1.5h", "-1s", "10w", "1 h", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn every_bad_value_names_its_field() {
-        let cases: Vec<(ConfigBuilder, &str)> = vec![
-            (Config::builder().hs256("short").valid_roles(["u"]), "secret"),
-            (
-                Config::builder()
-                    .algorithm(Algorithm::HS512)
-                    .valid_roles(["u"]),
-                "secret",
-            ),
-            (
-                Config::builder()
-                    .algorithm(Algorithm::EdDSA)
-                    .secret(SECRET)
-                    .valid_roles(["u"]),
-                "secret",
-            ),
-            (
-                Config::builder()
-                    .algorithm(Algorithm::RS256)
-                    .private_key_pem("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----")
-                    .valid_roles(["u"]),
-                "private_key_pem",
-            ),
-            (
-                Config::builder().hs256(SECRET).private_key_pem("x").valid_roles(["u"]),
-                "private_key_pem",
-            ),
-            (Config::builder().hs256(SECRET), "valid_roles"),
-            (
-                Config::builder().hs256(SECRET).valid_roles(Vec::<String>::new()),
-                "valid_roles",
-            ),
-            (
-                Config::builder().hs256(SECRET).valid_roles(["has space"]),
-                "valid_roles",
-            ),
-            (base().default_role("root"), "default_role"),
-            (base().admin_role("root"), "admin_role"),
-            (base().access_ttl("fifteen"), "access_ttl"),
-            (base().access_ttl(0u64), "access_ttl"),
-            (base().access_ttl("2d"), "access_ttl"),
-            (base().refresh_ttl("10m").access_ttl("15m"), "refresh_ttl"),
-            (base().refresh_ttl("1000d"), "refresh_ttl"),
-            (base().refresh_ttl("x"), "refresh_ttl"),
-            (base().reuse_grace("5m"), "reuse_grace"),
-            (base().touch_interval("soon"), "touch_interval"),
-            (base().issuer(" "), "issuer"),
-            (base().audience(""), "audience"),
-            (base().api_key("short"), "api_key"),
-            (
-                base().throttle(ThrottleConfig {
-                    window: Duration::ZERO,
-                    ..Default::default()
-                }),
-                "throttle.window",
-            ),
-            (
-                base().idempotency(IdempotencyConfig {
-                    header: "X Key".into(),
-                    ..Default::default()
-                }),
-                "idempotency.header",
-            ),
-            (
-                base().idempotency(IdempotencyConfig {
-                    ttl: Duration::ZERO,
-                    ..Default::default()
-                }),
-                "idempotency.ttl",
-            ),
-            (
-                base().idempotency(IdempotencyConfig {
-                    methods: vec!["GET".into()],
-                    ..Default::default()
-                }),
-                "idempotency.methods",
-            ),
-            (
-                base().password_policy(PasswordPolicy::default().min_length(0)),
-                "password",
-            ),
-        ];
-        for (builder, field) in cases {
-            let got = field_of(builder.build().unwrap_err());
-            assert!(got.starts_with(field), "expected {field}, got {got}");
-        }
-    }
-
-    #[test]
-    fn asymmetric_without_key_generates() {
-        let c = Config::builder()
-            .algorithm(Algorithm::EdDSA)
-            .valid_roles(["user"])
-            .build()
-            .unwrap();
-        assert!(matches!(c.key_source, KeySource::Generate));
-        // No secret and no algorithm: EdDSA with a generated key.
-        let c = Config::builder().valid_roles(["user"]).build().unwrap();
-        assert_eq!(c.algorithm(), Algorithm::EdDSA);
-    }
-
-    #[test]
-    fn debug_output_redacts_the_api_key() {
-        let c = base().api_key("a-very-secret-api-key-value").build().unwrap();
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains("a-very-secret-api-key-value"));
-        assert!(!dbg.contains(SECRET));
-    }
-
-    #[test]
-    fn cookie_defaults_are_secure() {
-        let c = base().build().unwrap();
-        let k = c.cookies();
-        assert_eq!(k.transport, CookieTransport::Off);
-        assert!(k.secure);
-        assert_eq!(k.same_site, SameSite::Strict);
-        assert_eq!(k.refresh_cookie_name(), "refresh_token");
-        assert_eq!(k.access_cookie_name(), "access_token");
-        assert_eq!(k.refresh_path, None);
-        assert_eq!(k.access_path, "/");
-        assert!(k.allowed_origins.is_empty());
-        assert_eq!(c.body_limit(), 16 * 1024);
-    }
-
-    #[test]
-    fn host_prefix_names_both_cookies() {
-        let c = base()
-            .cookies(CookieConfig {
-                transport: CookieTransport::Both,
-                host_prefix: true,
-                ..Default::default()
-            })
-            .build()
-            .unwrap();
-        assert_eq!(c.cookies().refresh_cookie_name(), "__Host-refresh_token");
-        assert_eq!(c.cookies().access_cookie_name(), "__Host-access_token");
-        assert!(c.cookies().refresh_in_cookie() && c.cookies().access_in_cookie());
-    }
-
-    #[test]
-    fn every_bad_cookie_value_names_its_field() {
-        let k = CookieConfig::default;
-        let cases: Vec<(CookieConfig, &str)> = vec![
-            (CookieConfig { refresh_name: String::new(), ..k() }, "cookies.refresh_name"),
-            (CookieConfig { refresh_name: "a b".into(), ..k() }, "cookies.refresh_name"),
-            (CookieConfig { access_name: "x;y".into(), ..k() }, "cookies.access_name"),
-            (CookieConfig { access_name: "refresh_token".into(), ..k() }, "cookies.access_name"),
-            (CookieConfig { refresh_path: Some("auth".into()), ..k() }, "cookies.refresh_path"),
-            (CookieConfig { access_path: "/a;b".into(), ..k() }, "cookies.access_path"),
-            (CookieConfig { domain: Some("exa mple.com".into()), ..k() }, "cookies.domain"),
-            (CookieConfig { host_prefix: true, secure: false, ..k() }, "cookies.secure"),
-            (
-                CookieConfig { host_prefix: true, domain: Some("example.com".into()), ..k() },
-                "cookies.domain",
-            ),
-            (
-                CookieConfig { host_prefix: true, refresh_path: Some("/auth".into()), ..k() },
-                "cookies.refresh_path",
-            ),
-            (CookieConfig { host_prefix: true, access_path: "/app".into(), ..k() }, "cookies.access_path"),
-            (
-                CookieConfig { refresh_name: "__Host-rt".into(), secure: false, ..k() },
-                "cookies.secure",
-            ),
-            (
-                CookieConfig { access_name: "__Secure-at".into(), secure: false, ..k() },
-                "cookies.secure",
-            ),
-            (CookieConfig { same_site: SameSite::None, secure: false, ..k() }, "cookies.same_site"),
-            (
-                CookieConfig { allowed_origins: vec!["app.example.com".into()], ..k() },
-                "cookies.allowed_origins",
-            ),
-            (
-                CookieConfig { allowed_origins: vec!["https://app.example.com/path".into()], ..k() },
-                "cookies.allowed_origins",
-            ),
-            (
-                CookieConfig { allowed_origins: vec!["ftp://example.com".into()], ..k() },
-                "cookies.allowed_origins",
-            ),
-            (
-                CookieConfig { allowed_origins: vec!["https://example.com:99999".into()], ..k() },
-                "cookies.allowed_origins",
-            ),
-        ];
-        for (cookies, field) in cases {
-            let got = field_of(base().cookies(cookies).build().unwrap_err());
-            assert_eq!(got, field);
-        }
-        assert_eq!(field_of(base().body_limit(10).build().unwrap_err()), "body_limit");
-        assert_eq!(
-            field_of(base().body_limit(64 * 1024 * 1024).build().unwrap_err()),
-            "body_limit"
-        );
-    }
-
-    #[test]
-    fn good_cookie_values_build() {
-        base()
-            .cookies(CookieConfig {
-                transport: CookieTransport::Refresh,
-                same_site: SameSite::None,
-                refresh_path: Some("/auth".into()),
-                domain: Some("example.com".into()),
-                allowed_origins: vec![
-                    "https://app.example.com".into(),
-                    "http://localhost:5173".into(),
-                    "http://[::1]:8080".into(),
-                ],
-                ..Default::default()
-            })
-            .body_limit(64 * 1024)
-            .build()
-            .unwrap();
-    }
-}
+mod tests;
