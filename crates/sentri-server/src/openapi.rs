@@ -3,7 +3,7 @@
 //! The paths are generated from the routes the server really serves: every
 //! [`Route`] of `sentri_core::http` (the table `sentri-axum` registers)
 //! under `/auth`, and every [`ServerRoute`]. Each route's method, auth,
-//! parameters, request body and response shapes come from [`operation`]; a
+//! parameters, request body and response shapes come from `operation()`; a
 //! route without a description fails the `every_served_route_is_documented`
 //! test, so adding a route without documenting it fails CI. The document
 //! follows the running configuration: whether `/register` needs

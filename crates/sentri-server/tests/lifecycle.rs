@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use reqwest::Method;
 use serde_json::json;
@@ -345,38 +343,57 @@ fn chrono_secs(text: &str) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_finishes_in_flight_requests() {
-    let dir = TestDir::new("shutdown");
-    let server = Server::start(&dir, &[]);
-    let c = client();
-    // A registration hashes a password: long enough to be in flight.
-    let url = server.url("/auth/register");
-    let pending = tokio::spawn({
-        let c = c.clone();
-        async move {
-            send(
-                &c,
-                Method::POST,
-                &url,
-                &[],
-                Some(json!({ "identifier": "mia@example.com", "password": PASSWORD })),
-            )
-            .await
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    server.terminate();
-    let reply = pending.await.unwrap();
-    assert_eq!(
-        reply.status, 201,
-        "the in-flight request completed: {:?}",
-        reply.body
-    );
-    let output = server.stop_after_signal();
-    assert!(
-        output.contains("shutting down") && output.contains("stopped"),
-        "{output}"
-    );
+async fn sigterm_and_ctrl_c_finish_in_flight_requests() {
+    for (n, signal) in ["TERM", "INT"].into_iter().enumerate() {
+        let dir = TestDir::new("shutdown");
+        // The access log's trace line says when the request has arrived.
+        let server = Server::start(&dir, &[("SENTRI_LOG", "info,sentri_server::access=trace")]);
+        let c = client();
+        // A registration hashes a password: long enough to be in flight.
+        let url = server.url("/auth/register");
+        let identifier = format!("mia{n}@example.com");
+        let pending = tokio::spawn({
+            let c = c.clone();
+            async move {
+                send(
+                    &c,
+                    Method::POST,
+                    &url,
+                    &[],
+                    Some(json!({ "identifier": identifier, "password": PASSWORD })),
+                )
+                .await
+            }
+        });
+        server.wait_for_output("request received method=POST path=/auth/register");
+        server.signal(signal);
+        let reply = pending.await.unwrap();
+        assert_eq!(
+            reply.status, 201,
+            "SIG{signal}: the in-flight request completed: {:?}",
+            reply.body
+        );
+        let output = server.stop_after_signal();
+        assert!(
+            output.contains("shutting down") && output.contains("stopped"),
+            "{output}"
+        );
+        // New connections are refused once it has stopped.
+        let refused = c
+            .get(format!("{}/healthz", output_base(&output)))
+            .send()
+            .await;
+        assert!(
+            refused.is_err(),
+            "SIG{signal}: still serving after shutdown"
+        );
+    }
+}
+
+/// The base URL from a server's "listening on" line.
+fn output_base(output: &str) -> String {
+    let at = output.find("listening on ").unwrap() + "listening on ".len();
+    output[at..].split_whitespace().next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
