@@ -168,14 +168,14 @@ async fn access_log(request: Request, next: Next) -> Response {
     }
     let started = Instant::now();
     let response = next.run(request).await;
-    tracing::info!(
-        target: "sentri_server::access",
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    // Probes would drown the log at `info`.
+    if matches!(path.as_str(), "/healthz" | "/readyz") && status < 400 {
+        tracing::debug!(target: "sentri_server::access", %method, path = %path, status, elapsed_ms, "request");
+    } else {
+        tracing::info!(target: "sentri_server::access", %method, path = %path, status, elapsed_ms, "request");
+    }
     response
 }
 
