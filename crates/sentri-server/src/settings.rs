@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ pub enum Key {
     CookieSecure,
     /// `SENTRI_LOGIN_MAX_FAILURES`: failed logins per identifier in 15 min.
     LoginMaxFailures,
+    /// `SENTRI_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
+    TrustedProxies,
     /// `SENTRI_LOG`: the tracing filter.
     Log,
     /// `SENTRI_FRAMEWORK`: the web adapter, `axum`.
@@ -66,7 +68,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 16] = [
+    pub const ALL: [Key; 17] = [
         Key::Bind,
         Key::DatabaseUrl,
         Key::RedisUrl,
@@ -81,6 +83,7 @@ impl Key {
         Key::Cookies,
         Key::CookieSecure,
         Key::LoginMaxFailures,
+        Key::TrustedProxies,
         Key::Log,
         Key::Framework,
     ];
@@ -102,6 +105,7 @@ impl Key {
             Key::Cookies => "cookies",
             Key::CookieSecure => "cookie_secure",
             Key::LoginMaxFailures => "login_max_failures",
+            Key::TrustedProxies => "trusted_proxies",
             Key::Log => "log",
             Key::Framework => "framework",
         }
@@ -124,6 +128,7 @@ impl Key {
             Key::Cookies => "SENTRI_COOKIES",
             Key::CookieSecure => "SENTRI_COOKIE_SECURE",
             Key::LoginMaxFailures => "SENTRI_LOGIN_MAX_FAILURES",
+            Key::TrustedProxies => "SENTRI_TRUSTED_PROXIES",
             Key::Log => "SENTRI_LOG",
             Key::Framework => "SENTRI_FRAMEWORK",
         }
@@ -300,6 +305,9 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// Failed logins per identifier before throttling (`None`: 10).
     pub login_max_failures: Option<u32>,
+    /// Proxies whose `X-Forwarded-For` header is believed (default none:
+    /// the socket peer is the client).
+    pub trusted_proxies: Vec<IpAddr>,
     /// The tracing filter.
     pub log: String,
     /// The adapter.
@@ -489,6 +497,19 @@ impl Settings {
                 )
             })?),
         };
+        let mut trusted_proxies = Vec::new();
+        for item in raw.get(Key::TrustedProxies).unwrap_or("").split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            trusted_proxies.push(item.parse::<IpAddr>().map_err(|_| {
+                raw.err(
+                    Key::TrustedProxies,
+                    format!("{item:?} is not an IP address (list addresses, not networks)"),
+                )
+            })?);
+        }
         let log = raw.get(Key::Log).unwrap_or(DEFAULT_LOG).trim().to_owned();
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log) {
             return Err(raw.err(Key::Log, format!("not a tracing filter: {e}")));
@@ -509,6 +530,7 @@ impl Settings {
             cookies,
             cookie_secure,
             login_max_failures,
+            trusted_proxies,
             log,
             framework,
             warnings,
@@ -559,6 +581,7 @@ impl Settings {
                 ..ThrottleConfig::default()
             });
         }
+        builder = builder.trusted_proxies(self.trusted_proxies.iter().copied());
         builder = builder.cookies(CookieConfig {
             transport: match self.cookies {
                 CookieMode::Off => CookieTransport::Off,
@@ -760,6 +783,7 @@ mod tests {
             ("SENTRI_LOGIN_MAX_FAILURES", "3"),
             ("SENTRI_LOG", "sentri=debug,info"),
             ("SENTRI_API_KEY", "an-api-key-of-some-length"),
+            ("SENTRI_TRUSTED_PROXIES", "10.0.0.1, ::1"),
         ])
         .unwrap();
         assert_eq!(s.roles, ["member", "admin", "auditor"]);
@@ -774,6 +798,7 @@ mod tests {
         assert_eq!(c.cookies().transport, CookieTransport::Both);
         assert!(!c.cookies().secure);
         assert!(c.has_api_key());
+        assert_eq!(c.trusted_proxies().len(), 2);
     }
 
     #[test]
@@ -810,6 +835,10 @@ mod tests {
                 "SENTRI_LOGIN_MAX_FAILURES",
             ),
             (&[("SENTRI_LOG", "a=b=c")], "SENTRI_LOG"),
+            (
+                &[("SENTRI_TRUSTED_PROXIES", "10.0.0.0/8")],
+                "SENTRI_TRUSTED_PROXIES",
+            ),
             (&[("SENTRI_FRAMEWORK", "poem")], "SENTRI_FRAMEWORK"),
             (&[("SENTRI_FRAMEWORK", "actix")], "SENTRI_FRAMEWORK"),
             (&[("SENTRI_SECRET", "")], "SENTRI_SECRET"),

@@ -391,3 +391,33 @@ async fn sixteen_concurrent_registrations_exactly_one_wins() {
     );
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn x_forwarded_for_only_from_trusted_proxies() {
+    for (trusted, want) in [(None, "127.0.0.1"), (Some("127.0.0.1"), "203.0.113.7")] {
+        let dir = TestDir::new("proxies");
+        let env: Vec<(&str, &str)> = trusted
+            .map(|t| ("SENTRI_TRUSTED_PROXIES", t))
+            .into_iter()
+            .collect();
+        let server = Server::start(&dir, &env);
+        let c = client();
+        register(&c, &server, "quinn@example.com").await;
+        let r = send(
+            &c,
+            Method::POST,
+            &server.url("/auth/login"),
+            &[("x-forwarded-for", "203.0.113.7")],
+            Some(json!({ "identifier": "quinn@example.com", "password": PASSWORD })),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let access = r.body["data"]["accessToken"].as_str().unwrap().to_owned();
+        let sessions = get_bearer(&c, &server, "/auth/sessions", &access).await;
+        assert_eq!(
+            sessions.body["data"]["sessions"][0]["ip"], want,
+            "trusted: {trusted:?}"
+        );
+        server.stop();
+    }
+}
