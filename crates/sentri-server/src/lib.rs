@@ -26,7 +26,22 @@
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above |
 //!
 //! Every setting, default and subcommand is documented in `docs/server.md`;
-//! [`settings::Key`] lists the variables.
+//! [`settings::Key`] lists the variables. Settings are checked before
+//! anything starts, and a bad one names its variable:
+//!
+//! ```
+//! use sentri_server::Settings;
+//!
+//! let env = [("SENTRI_ROLES", "member,admin"), ("SENTRI_ACCESS_TTL", "5m")];
+//! let settings = Settings::from_sources(env, None)?;
+//! let config = settings.core_config()?;
+//! assert_eq!(config.default_role(), "member");
+//! assert_eq!(config.access_ttl().as_secs(), 300);
+//!
+//! let err = Settings::from_sources([("SENTRI_REFRESH_TTL", "1m")], None).unwrap_err();
+//! assert_eq!(err.name(), "SENTRI_REFRESH_TTL");
+//! # Ok::<(), sentri_server::settings::SettingsError>(())
+//! ```
 //!
 //! ## Features
 //!
