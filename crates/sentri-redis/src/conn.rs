@@ -19,10 +19,12 @@ pub(crate) enum Handle {
 }
 
 impl Handle {
-    /// The client to send the next command on.
+    /// The client to send the next command on: the next connected one of
+    /// a pool, so that one reconnected connection serves while the others
+    /// are still reconnecting.
     pub(crate) fn client(&self) -> &Client {
         match self {
-            Handle::Pool(pool) => pool.next(),
+            Handle::Pool(pool) => pool.next_connected(),
             Handle::Client(client) => client,
         }
     }
@@ -61,11 +63,32 @@ impl Script {
     }
 }
 
+/// Closes connections this crate opened once the last [`Conn`] using them
+/// is gone (a store and the buses made from it share them).
+pub(crate) struct Owned(pub(crate) Handle);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let handle = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = match handle {
+                    Handle::Pool(pool) => pool.quit().await,
+                    Handle::Client(client) => client.quit().await,
+                };
+            });
+        }
+    }
+}
+
 /// A handle plus the options every command carries.
 #[derive(Clone)]
 pub(crate) struct Conn {
     pub(crate) handle: Handle,
     pub(crate) options: Options,
+    /// Set when this crate opened the connections: they close when the
+    /// last clone is dropped.
+    pub(crate) _owned: Option<std::sync::Arc<Owned>>,
 }
 
 impl Conn {

@@ -116,7 +116,7 @@ pub use error::Error;
 /// build their [`Pool`](fred::clients::Pool) with the same version.
 pub use fred;
 
-use conn::{Conn, Handle, command_options};
+use conn::{Conn, Handle, Owned, command_options};
 
 /// The key prefix used unless one is set.
 pub const DEFAULT_KEY_PREFIX: &str = "sentri:";
@@ -170,27 +170,8 @@ struct Inner {
     conn: Conn,
     prefix: String,
     command_timeout: Duration,
-    /// Whether this store opened the connections (and closes them).
-    owned: bool,
     idempotency: idempotency::Scripts,
     throttle: throttle::Scripts,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if !self.owned {
-            return;
-        }
-        let handle = self.conn.handle.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = match handle {
-                    Handle::Pool(pool) => pool.quit().await,
-                    Handle::Client(client) => client.quit().await,
-                };
-            });
-        }
-    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -348,12 +329,12 @@ impl RedisStoreBuilder {
         RedisStore {
             inner: Arc::new(Inner {
                 conn: Conn {
+                    _owned: owned.then(|| Arc::new(Owned(handle.clone()))),
                     handle,
                     options: command_options(self.command_timeout),
                 },
                 prefix: self.key_prefix,
                 command_timeout: self.command_timeout,
-                owned,
                 idempotency: idempotency::Scripts::new(),
                 throttle: throttle::Scripts::new(),
             }),
