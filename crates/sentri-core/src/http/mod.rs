@@ -319,6 +319,28 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The `Allow` header of a 405 at `path` (below the mount prefix): the
+    /// methods of the routes with this path, comma-separated in the order
+    /// of [`Route::ALL`]; `None` when no route has this path.
+    pub fn allow_header(path: &str) -> Option<HeaderValue> {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        let methods: Vec<Method> = Self::ALL
+            .iter()
+            .filter(|r| match_pattern(r.path(), path).is_some())
+            .map(|r| r.method())
+            .collect();
+        let methods: Vec<&str> = methods.iter().map(Method::as_str).collect();
+        if methods.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&methods.join(",")).ok()
+    }
+}
+
 /// Why [`Route::match_path`] found no route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -61,3 +61,14 @@ fn rate_limited_errors_carry_retry_after_and_panics_are_generic() {
         json!({"error": true, "statusCode": 500, "code": "INTERNAL_ERROR", "message": "internal server error", "data": null})
     );
 }
+
+#[test]
+fn allow_header_lists_the_methods_of_a_path() {
+    assert_eq!(Route::allow_header("/login").unwrap(), "POST");
+    assert_eq!(Route::allow_header("/me/").unwrap(), "GET");
+    assert_eq!(
+        Route::allow_header("/users/abc/roles").unwrap(),
+        "POST,DELETE"
+    );
+    assert_eq!(Route::allow_header("/nope"), None);
+}

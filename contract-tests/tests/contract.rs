@@ -1,0 +1,673 @@
+//! The HTTP contract of SPEC §6, run against every adapter over real
+//! sockets: statuses, envelopes and the headers that matter must be equal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sentri_contract_tests::{PASSWORD, Req, Server, base, contract};
+use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig};
+use serde_json::{Value, json};
+
+fn creds(identifier: &str) -> Value {
+    json!({"identifier": identifier, "password": PASSWORD})
+}
+
+/// Register and log in: the login outcome.
+async fn signed_in(c: &Server, identifier: &str) -> sentri_contract_tests::Outcome {
+    c.send(
+        "register",
+        Req::json("POST", "/auth/register", &creds(identifier)),
+        201,
+    )
+    .await;
+    c.send(
+        "login",
+        Req::json("POST", "/auth/login", &creds(identifier)),
+        200,
+    )
+    .await
+}
+
+fn token(out: &sentri_contract_tests::Outcome, key: &str) -> String {
+    out.data()[key].as_str().expect("a token").to_owned()
+}
+
+#[tokio::test]
+async fn every_route_success_and_error_paths() {
+    contract(base, |c: Arc<Server>| async move {
+        let c = &*c;
+        let login = signed_in(c, "alice@example.com").await;
+        let at = token(&login, "accessToken");
+        let rt = token(&login, "refreshToken");
+        let uid = login.data()["user"]["id"].as_str().unwrap().to_owned();
+        // register
+        c.send("register duplicate", Req::json("POST", "/auth/register", &creds("ALICE@example.com")), 409).await;
+        c.send("register bad identifier", Req::json("POST", "/auth/register", &creds("   ")), 400).await;
+        c.send("register short password", Req::json("POST", "/auth/register", &json!({"identifier": "b@example.com", "password": "short"})), 400).await;
+        c.send("register unknown role", Req::json("POST", "/auth/register", &json!({"identifier": "b@example.com", "password": PASSWORD, "roles": ["root"]})), 400).await;
+        c.send("register roles without api key", Req::json("POST", "/auth/register", &json!({"identifier": "b@example.com", "password": PASSWORD, "roles": ["admin"]})), 403).await;
+        // login
+        c.send("login wrong password", Req::json("POST", "/auth/login", &json!({"identifier": "alice@example.com", "password": "wrong password"})), 401).await;
+        c.send("login unknown", Req::json("POST", "/auth/login", &creds("nobody@example.com")), 401).await;
+        // me
+        c.send("me", Req::get("/auth/me").bearer(&at), 200).await;
+        c.send("me no token", Req::get("/auth/me"), 401).await;
+        c.send("me bad token", Req::get("/auth/me").bearer("x.y.z"), 401).await;
+        c.send("me basic auth", Req::get("/auth/me").header("authorization", "Basic Zm9vOmJhcg=="), 401).await;
+        c.send("me empty bearer", Req::get("/auth/me").header("authorization", "Bearer "), 401).await;
+        // refresh
+        let r = c.send("refresh", Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt})), 200).await;
+        let rt2 = token(&r, "refreshToken");
+        let at2 = token(&r, "accessToken");
+        c.send("refresh missing token", Req::json("POST", "/auth/refresh", &json!({})), 400).await;
+        c.send("refresh no body", Req::new("POST", "/auth/refresh"), 400).await;
+        c.send("refresh garbage", Req::json("POST", "/auth/refresh", &json!({"refreshToken": "garbage"})), 401).await;
+        c.send("refresh reuse revokes", Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt})), 401).await;
+        // Inside the reuse grace the rotated token may still work: only
+        // equality between the adapters is required here.
+        c.any("refresh after reuse", Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt2}))).await;
+        c.any("me after reuse", Req::get("/auth/me").bearer(&at2)).await;
+        // sessions
+        let l1 = c.send("login 1", Req::json("POST", "/auth/login", &creds("alice@example.com")), 200).await;
+        let l2 = c.send("login 2", Req::json("POST", "/auth/login", &creds("alice@example.com")), 200).await;
+        let at = token(&l1, "accessToken");
+        let list = c.send("sessions", Req::get("/auth/sessions").bearer(&at), 200).await;
+        let other = list.data()["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == false)
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .unwrap();
+        c.send("sessions no token", Req::get("/auth/sessions"), 401).await;
+        c.send("revoke session bad id", Req::new("DELETE", "/auth/sessions/not-a-session").bearer(&at), 400).await;
+        c.send("revoke session unknown", Req::new("DELETE", "/auth/sessions/0190f5b0-0000-7000-8000-000000000000").bearer(&at), 404).await;
+        c.send("revoke session", Req::new("DELETE", &format!("/auth/sessions/{other}")).bearer(&at), 200).await;
+        c.send("revoked session token", Req::get("/auth/me").bearer(&token(&l2, "accessToken")), 401).await;
+        // identifier and password
+        c.send("change identifier", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "al@example.com"})).bearer(&at), 200).await;
+        c.send("change identifier missing", Req::json("PUT", "/auth/me/identifier", &json!({})).bearer(&at), 400).await;
+        c.send("register taken", Req::json("POST", "/auth/register", &creds("zed@example.com")), 201).await;
+        c.send("change identifier taken", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "zed@example.com"})).bearer(&at), 409).await;
+        c.send("change password wrong", Req::json("PUT", "/auth/me/password", &json!({"currentPassword": "wrong password", "newPassword": "another long password"})).bearer(&at), 401).await;
+        c.send("change password short", Req::json("PUT", "/auth/me/password", &json!({"currentPassword": PASSWORD, "newPassword": "short"})).bearer(&at), 400).await;
+        c.send("change password", Req::json("PUT", "/auth/me/password", &json!({"currentPassword": PASSWORD, "newPassword": "another long password"})).bearer(&at), 200).await;
+        c.send("old session after password change", Req::get("/auth/me").bearer(&at), 401).await;
+        let fresh = c.send("login new password", Req::json("POST", "/auth/login", &json!({"identifier": "al@example.com", "password": "another long password"})), 200).await;
+        let at = token(&fresh, "accessToken");
+        // roles
+        c.send("assign roles not admin", Req::json("POST", &format!("/auth/users/{uid}/roles"), &json!({"roles": ["editor"]})).bearer(&at), 403).await;
+        c.sentri.bootstrap_admin("root@example.com", PASSWORD).await.unwrap();
+        let admin = c.send("admin login", Req::json("POST", "/auth/login", &creds("root@example.com")), 200).await;
+        let admin = token(&admin, "accessToken");
+        c.send("assign roles", Req::json("POST", &format!("/auth/users/{uid}/roles"), &json!({"roles": ["editor"]})).bearer(&admin), 200).await;
+        c.send("assign unknown role", Req::json("POST", &format!("/auth/users/{uid}/roles"), &json!({"roles": ["root"]})).bearer(&admin), 400).await;
+        c.send("assign roles bad user id", Req::json("POST", "/auth/users/nope/roles", &json!({"roles": ["editor"]})).bearer(&admin), 400).await;
+        c.send("assign roles unknown user", Req::json("POST", "/auth/users/0190f5b0-0000-7000-8000-000000000000/roles", &json!({"roles": ["editor"]})).bearer(&admin), 404).await;
+        c.send("assign roles missing", Req::json("POST", &format!("/auth/users/{uid}/roles"), &json!({})).bearer(&admin), 400).await;
+        c.send("revoke roles", Req::json("DELETE", &format!("/auth/users/{uid}/roles"), &json!({"roles": ["editor"]})).bearer(&admin), 200).await;
+        c.send("revoke roles no token", Req::json("DELETE", &format!("/auth/users/{uid}/roles"), &json!({"roles": ["editor"]})), 401).await;
+        // keys (HMAC: nothing published)
+        c.send("keys", Req::get("/auth/keys"), 404).await;
+        // logout
+        let l = c.send("login for logout", Req::json("POST", "/auth/login", &json!({"identifier": "al@example.com", "password": "another long password"})), 200).await;
+        c.send("logout by refresh token", Req::json("POST", "/auth/logout", &json!({"refreshToken": token(&l, "refreshToken")})), 200).await;
+        c.send("logout nothing", Req::new("POST", "/auth/logout"), 401).await;
+        c.send("logout by access token", Req::new("POST", "/auth/logout").bearer(&at), 200).await;
+        c.send("logout-all no token", Req::new("POST", "/auth/logout-all"), 401).await;
+        c.send("logout-all", Req::new("POST", "/auth/logout-all").bearer(&admin), 200).await;
+        c.send("after logout-all", Req::get("/auth/me").bearer(&admin), 401).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn register_with_an_api_key() {
+    contract(
+        || base().api_key("a-long-enough-api-key"),
+        |c: Arc<Server>| async move {
+            let body =
+                json!({"identifier": "c@example.com", "password": PASSWORD, "roles": ["admin"]});
+            c.send("no key", Req::json("POST", "/auth/register", &body), 401)
+                .await;
+            c.send(
+                "wrong key",
+                Req::json("POST", "/auth/register", &body)
+                    .header("x-api-key", "wrong-key-wrong-key"),
+                401,
+            )
+            .await;
+            c.send(
+                "no key, bad body",
+                Req::json("POST", "/auth/register", &json!({})),
+                401,
+            )
+            .await;
+            c.send(
+                "key",
+                Req::json("POST", "/auth/register", &body)
+                    .header("x-api-key", "a-long-enough-api-key"),
+                201,
+            )
+            .await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_rejection_kind_is_the_same_envelope() {
+    contract(base, |c: Arc<Server>| async move {
+        let login = |body: &str| {
+            Req::new("POST", "/auth/login")
+                .header("content-type", "application/json")
+                .raw(body)
+        };
+        c.send("truncated JSON", login("{\"identifier\":"), 400)
+            .await;
+        c.send("malformed JSON", login("{nope}"), 400).await;
+        c.send("not an object", login("[]"), 400).await;
+        c.send(
+            "wrong content type",
+            Req::new("POST", "/auth/login")
+                .header("content-type", "text/plain")
+                .raw("{}"),
+            400,
+        )
+        .await;
+        c.send(
+            "no content type",
+            Req::new("POST", "/auth/login").raw("{}"),
+            400,
+        )
+        .await;
+        c.send(
+            "json suffix content type",
+            Req::new("POST", "/auth/login")
+                .header("content-type", "application/problem+json; charset=utf-8")
+                .raw(creds("x@example.com").to_string()),
+            401,
+        )
+        .await;
+        c.send("missing field", login(r#"{"identifier":"x"}"#), 400)
+            .await;
+        c.send(
+            "wrong type",
+            login(r#"{"identifier":1,"password":"x"}"#),
+            400,
+        )
+        .await;
+        c.send(
+            "unknown field",
+            login(r#"{"identifier":"x","password":"y","admin":true}"#),
+            400,
+        )
+        .await;
+        let long = format!(r#"{{"identifier":"{}","password":"y"}}"#, "a".repeat(255));
+        c.send("over-long field", login(&long), 400).await;
+        let huge = format!(
+            r#"{{"identifier":"{}","password":"y"}}"#,
+            "a".repeat(20_000)
+        );
+        c.send("body over the limit", login(&huge), 413).await;
+        c.send(
+            "bad path parameter",
+            Req::new("DELETE", "/auth/sessions/%20x"),
+            401,
+        )
+        .await;
+        c.send(
+            "unknown route under the prefix",
+            Req::get("/auth/nope"),
+            404,
+        )
+        .await;
+        c.send("unknown route", Req::get("/nope"), 404).await;
+        c.send("wrong method", Req::get("/auth/login"), 405).await;
+        c.send(
+            "wrong method on a parameter route",
+            Req::get("/auth/users/x/roles"),
+            405,
+        )
+        .await;
+        // axum's router adds `Allow` on its own routes; poem's `RouteMethod`
+        // does not know the other methods: the envelope and status must
+        // agree, the header is not compared for application routes.
+        let mut wrong = c.fetch(Req::get("/echo")).await;
+        assert_eq!(wrong.status, 405);
+        wrong.headers.remove("allow");
+        c.record("wrong method on an app route", &wrong);
+        // The application's extractors.
+        let echo = |ct: &str, body: &str| {
+            Req::new("POST", "/echo")
+                .header("content-type", ct)
+                .raw(body)
+        };
+        c.send("echo", echo("application/json", r#"{"a":1}"#), 200)
+            .await;
+        c.send("echo wrong content type", echo("text/plain", "{}"), 400)
+            .await;
+        c.send("echo malformed", echo("application/json", "{"), 400)
+            .await;
+        let big = format!("\"{}\"", "a".repeat(3 * 1024 * 1024));
+        c.send("echo over the limit", echo("application/json", &big), 413)
+            .await;
+        c.send("query", Req::get("/search?q=rust&page=2"), 200)
+            .await;
+        c.send(
+            "query wrong type",
+            Req::get("/search?q=rust&page=many"),
+            400,
+        )
+        .await;
+        c.send("query missing field", Req::get("/search?q=rust"), 400)
+            .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn typed_bodies_app_errors_and_panics() {
+    contract(base, |c: Arc<Server>| async move {
+        let at = token(&signed_in(&c, "t@example.com").await, "accessToken");
+        let order = |body: Value| Req::json("POST", "/orders", &body).bearer(&at);
+        c.send("order", order(json!({"item": "x", "quantity": 1})), 201)
+            .await;
+        c.send("order missing field", order(json!({"item": "x"})), 400)
+            .await;
+        c.send(
+            "order wrong type",
+            order(json!({"item": "x", "quantity": "many"})),
+            400,
+        )
+        .await;
+        c.send(
+            "order negative",
+            order(json!({"item": "x", "quantity": -1})),
+            400,
+        )
+        .await;
+        c.send(
+            "app error",
+            order(json!({"item": "fail", "quantity": 1})),
+            409,
+        )
+        .await;
+        c.send("app error with its own status", Req::get("/payment"), 402)
+            .await;
+        let panic = c.send("panic", Req::get("/panic"), 500).await;
+        assert!(!panic.body.to_string().contains("secret"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn user_route_behind_protect_authorize_permit_require_self() {
+    contract(base, |c: Arc<Server>| async move {
+        let login = signed_in(&c, "u@example.com").await;
+        let at = token(&login, "accessToken");
+        let uid = login.data()["user"]["id"].as_str().unwrap().to_owned();
+        let other = "0190f5b0-0000-7000-8000-000000000000";
+        let note = |user: &str| {
+            Req::json(
+                "POST",
+                &format!("/users/{user}/notes"),
+                &json!({"text": "hi"}),
+            )
+        };
+        c.send("own", note(&uid).bearer(&at), 201).await;
+        c.send("no token", note(&uid), 401).await;
+        c.send("bad token", note(&uid).bearer("nope"), 401).await;
+        c.send("someone else", note(other).bearer(&at), 403).await;
+        c.send(
+            "permit refuses",
+            note(&uid).bearer(&at).header("x-deny", "1"),
+            403,
+        )
+        .await;
+        c.send(
+            "own, bad body",
+            Req::json("POST", &format!("/users/{uid}/notes"), &json!(null))
+                .bearer(&at)
+                .raw("{"),
+            400,
+        )
+        .await;
+        c.send("profile", Req::get("/profile").bearer(&at), 200)
+            .await;
+        c.send("profile no token", Req::get("/profile"), 401).await;
+        c.send("feed", Req::get("/feed").bearer(&at), 200).await;
+        c.send("feed anonymous", Req::get("/feed"), 200).await;
+        c.send("feed bad token", Req::get("/feed").bearer("bad"), 200)
+            .await;
+        c.send("admin refused", Req::get("/admin").bearer(&at), 403)
+            .await;
+        c.sentri
+            .bootstrap_admin("root@example.com", PASSWORD)
+            .await
+            .unwrap();
+        let admin = c
+            .send(
+                "admin login",
+                Req::json("POST", "/auth/login", &creds("root@example.com")),
+                200,
+            )
+            .await;
+        let admin = token(&admin, "accessToken");
+        c.send("admin", Req::get("/admin").bearer(&admin), 200)
+            .await;
+        c.send("admin is not self", note(&uid).bearer(&admin), 403)
+            .await;
+        c.clock.advance(Duration::from_secs(16 * 60));
+        c.send("expired token", Req::get("/profile").bearer(&at), 401)
+            .await;
+    })
+    .await;
+}
+
+fn cookies_both() -> sentri_core::config::ConfigBuilder {
+    base().cookies(CookieConfig {
+        transport: CookieTransport::Both,
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn cookies_mode_csrf_and_silent_refresh() {
+    contract(cookies_both, |c: Arc<Server>| async move {
+        let login = signed_in(&c, "k@example.com").await;
+        let rt = login.cookie("refresh_token").unwrap();
+        let at = login.cookie("access_token").unwrap();
+        let jar = format!("refresh_token={rt}; access_token={at}");
+        let me = || Req::get("/auth/me").header("cookie", &jar);
+        c.send("me by cookie", me(), 200).await;
+        c.send(
+            "profile by cookie",
+            Req::get("/profile").header("cookie", &jar),
+            200,
+        )
+        .await;
+        // CSRF on state-changing cookie requests.
+        let order = |origin: Option<&str>| {
+            let r = Req::json("POST", "/orders", &json!({"item": "x", "quantity": 1}))
+                .header("cookie", &jar);
+            match origin {
+                Some(o) => r.header("origin", o),
+                None => r,
+            }
+        };
+        c.send(
+            "cookie POST, foreign origin",
+            order(Some("https://evil.example")),
+            403,
+        )
+        .await;
+        c.send("cookie POST, null origin", order(Some("null")), 403)
+            .await;
+        c.send("cookie POST, own origin", order(Some(&c.base)), 201)
+            .await;
+        c.send("cookie POST, no origin", order(None), 201).await;
+        c.send(
+            "cookie POST, cross-site fetch",
+            order(None).header("sec-fetch-site", "cross-site"),
+            403,
+        )
+        .await;
+        c.send(
+            "bearer POST, foreign origin",
+            Req::json("POST", "/orders", &json!({"item": "x", "quantity": 1}))
+                .bearer(&at)
+                .header("origin", "https://evil.example"),
+            201,
+        )
+        .await;
+        c.send(
+            "refresh by cookie, foreign origin",
+            Req::new("POST", "/auth/refresh")
+                .header("cookie", &jar)
+                .header("origin", "https://evil.example"),
+            403,
+        )
+        .await;
+        // Silent refresh: the access token expired, the refresh cookie is valid.
+        c.clock.advance(Duration::from_secs(16 * 60));
+        let refreshed = c
+            .send(
+                "silent refresh",
+                Req::get("/profile").header("cookie", &jar),
+                200,
+            )
+            .await;
+        assert_eq!(refreshed.headers["set-cookie"].len(), 2);
+        c.send(
+            "silent refresh, app error still gets cookies",
+            Req::get("/admin").header("cookie", &jar),
+            401,
+        )
+        .await;
+        let rt = refreshed.cookie("refresh_token").unwrap();
+        let at = refreshed.cookie("access_token").unwrap();
+        let jar = format!("refresh_token={rt}; access_token={at}");
+        c.send(
+            "me with the new cookies",
+            Req::get("/auth/me").header("cookie", &jar),
+            200,
+        )
+        .await;
+        c.send(
+            "expired access only",
+            Req::get("/profile").header(
+                "cookie",
+                &format!("access_token={}", token(&login, "accessToken")),
+            ),
+            401,
+        )
+        .await;
+        let r = c
+            .send(
+                "refresh by cookie",
+                Req::new("POST", "/auth/refresh").header("cookie", &jar),
+                200,
+            )
+            .await;
+        assert!(r.data().get("refreshToken").is_none());
+        let jar = format!(
+            "refresh_token={}; access_token={}",
+            r.cookie("refresh_token").unwrap(),
+            r.cookie("access_token").unwrap()
+        );
+        c.send(
+            "logout clears cookies",
+            Req::new("POST", "/auth/logout").header("cookie", &jar),
+            200,
+        )
+        .await;
+        c.send(
+            "after logout",
+            Req::get("/auth/me").header("cookie", &jar),
+            401,
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idempotent_replay_in_progress_and_reuse() {
+    contract(base, |c: Arc<Server>| async move {
+        let at = token(&signed_in(&c, "i@example.com").await, "accessToken");
+        let keyed = |key: &str, body: &Value| {
+            Req::json("POST", "/orders", body)
+                .bearer(&at)
+                .header("x-idempotency-key", key)
+        };
+        let book = json!({"item": "book", "quantity": 2});
+        c.send("first", keyed("order-1", &book), 201).await;
+        c.send("replay", keyed("order-1", &book), 201).await;
+        c.send(
+            "reused with another body",
+            keyed("order-1", &json!({"item": "pen", "quantity": 1})),
+            422,
+        )
+        .await;
+        c.send("invalid key", keyed("bad key", &book), 400).await;
+        c.send("over-long key", keyed(&"k".repeat(256), &book), 400)
+            .await;
+        let fail = json!({"item": "fail", "quantity": 1});
+        c.send("error not stored", keyed("order-2", &fail), 409)
+            .await;
+        c.send("error runs again", keyed("order-2", &fail), 409)
+            .await;
+        let slow = json!({"item": "slow", "quantity": 1});
+        let (a, b) = tokio::join!(c.fetch(keyed("order-3", &slow)), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            c.fetch(keyed("order-3", &slow)).await
+        });
+        c.record("concurrent first", &a);
+        c.record("concurrent second (in progress)", &b);
+        assert_eq!((a.status, b.status), (201, 409));
+        let bob = token(&signed_in(&c, "bob@example.com").await, "accessToken");
+        c.send(
+            "another caller, same key",
+            Req::json("POST", "/orders", &book)
+                .bearer(&bob)
+                .header("x-idempotency-key", "order-1"),
+            201,
+        )
+        .await;
+        c.send(
+            "no key runs",
+            Req::json("POST", "/orders", &book).bearer(&at),
+            201,
+        )
+        .await;
+        // Built-in routes.
+        let rename = || {
+            Req::json(
+                "PUT",
+                "/auth/me/identifier",
+                &json!({"newIdentifier": "ii@example.com"}),
+            )
+            .bearer(&at)
+            .header("x-idempotency-key", "rename-1")
+        };
+        c.send("built-in first", rename(), 200).await;
+        c.send("built-in replay", rename(), 200).await;
+        let reg = || {
+            Req::json("POST", "/auth/register", &creds("new@example.com"))
+                .header("x-idempotency-key", "reg-1")
+        };
+        c.send("register first", reg(), 201).await;
+        c.send("register replay", reg(), 201).await;
+        let login = || {
+            Req::json("POST", "/auth/login", &creds("new@example.com"))
+                .header("x-idempotency-key", "login-1")
+        };
+        c.send("login is never stored", login(), 200).await;
+        c.send("login is never replayed", login(), 200).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn throttling_with_retry_after() {
+    contract(
+        || {
+            base().throttle(ThrottleConfig {
+                max_failures_per_identifier: 3,
+                ..Default::default()
+            })
+        },
+        |c: Arc<Server>| async move {
+            c.send(
+                "register",
+                Req::json("POST", "/auth/register", &creds("d@example.com")),
+                201,
+            )
+            .await;
+            let wrong = || {
+                Req::json(
+                    "POST",
+                    "/auth/login",
+                    &json!({"identifier": "d@example.com", "password": "wrong password"}),
+                )
+            };
+            for i in 0..3 {
+                c.send(&format!("failure {i}"), wrong(), 401).await;
+            }
+            c.send("throttled", wrong(), 429).await;
+            c.send(
+                "right password while throttled",
+                Req::json("POST", "/auth/login", &creds("d@example.com")),
+                429,
+            )
+            .await;
+            c.clock.advance(Duration::from_secs(901));
+            c.send(
+                "after the window",
+                Req::json("POST", "/auth/login", &creds("d@example.com")),
+                200,
+            )
+            .await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_address_and_trusted_proxies() {
+    let throttle = || ThrottleConfig {
+        max_failures_per_ip: 2,
+        max_failures_per_identifier: 100,
+        ..Default::default()
+    };
+    // Untrusted peer: X-Forwarded-For is ignored, every failure counts for 127.0.0.1.
+    contract(
+        || base().throttle(throttle()),
+        |c: Arc<Server>| async move {
+            for i in 0..2 {
+                let r = Req::json("POST", "/auth/login", &creds(&format!("n{i}@example.com")))
+                    .header("x-forwarded-for", &format!("198.51.100.{i}"));
+                c.send(&format!("failure {i}"), r, 401).await;
+            }
+            c.send(
+                "spoofed XFF does not escape",
+                Req::json("POST", "/auth/login", &creds("n9@example.com"))
+                    .header("x-forwarded-for", "198.51.100.9"),
+                429,
+            )
+            .await;
+        },
+    )
+    .await;
+    // Trusted proxy: the forwarded address is the client.
+    contract(
+        || {
+            base()
+                .throttle(throttle())
+                .trusted_proxies(["127.0.0.1".parse().unwrap()])
+        },
+        |c: Arc<Server>| async move {
+            for i in 0..2 {
+                let r = Req::json("POST", "/auth/login", &creds(&format!("n{i}@example.com")))
+                    .header("x-forwarded-for", "198.51.100.1");
+                c.send(&format!("failure {i}"), r, 401).await;
+            }
+            c.send(
+                "that client is throttled",
+                Req::json("POST", "/auth/login", &creds("n9@example.com"))
+                    .header("x-forwarded-for", "198.51.100.1"),
+                429,
+            )
+            .await;
+            c.send(
+                "another client is not",
+                Req::json("POST", "/auth/login", &creds("n9@example.com"))
+                    .header("x-forwarded-for", "198.51.100.2"),
+                401,
+            )
+            .await;
+        },
+    )
+    .await;
+}

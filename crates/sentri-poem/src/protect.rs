@@ -1,0 +1,127 @@
+//! `protect` (F-20) as poem middleware, with silent refresh (F-24).
+
+use http::header::SET_COOKIE;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use sentri_core::Sentri;
+use sentri_core::http::{Api, Head};
+
+use crate::error::{SentriError, error_to_response};
+use crate::routes::peer;
+
+/// Marks a request that went through a [`Protect`] middleware.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Protected;
+
+/// Require an access token: `Authorization: Bearer`, else the access
+/// cookie (F-20). The user is put in the request's extensions for the
+/// [`crate::AuthUser`] extractor and the guards; a missing token is
+/// `UNAUTHORIZED`, a bad one `TOKEN_INVALID`, an expired one
+/// `TOKEN_EXPIRED`, all as the envelope. A state-changing request
+/// authenticated by a cookie must come from an allowed origin (CSRF,
+/// F-23). With the access cookie configured, an expired access token and a
+/// valid refresh cookie rotate the pair and the new cookies are set on the
+/// same response (F-24).
+///
+/// ```
+/// # use sentri_core::Sentri;
+/// use poem::{EndpointExt, Route, get, handler};
+/// use sentri_poem::{AuthUser, protect};
+///
+/// #[handler]
+/// fn profile(user: AuthUser) -> String {
+///     user.identifier().to_owned()
+/// }
+///
+/// # fn demo(sentri: Sentri) -> Route {
+/// Route::new().at("/api/profile", get(profile).with(protect(&sentri)))
+/// # }
+/// ```
+pub fn protect(sentri: &Sentri) -> Protect {
+    Protect {
+        api: Api::new(sentri.clone(), ""),
+        optional: false,
+    }
+}
+
+/// The optional variant of [`protect`]: a request without a valid token
+/// goes on without a user ([`crate::MaybeAuthUser`] is `None`) instead of
+/// being refused.
+pub fn protect_optional(sentri: &Sentri) -> Protect {
+    Protect {
+        api: Api::new(sentri.clone(), ""),
+        optional: true,
+    }
+}
+
+/// The middleware of [`protect`] and [`protect_optional`].
+#[derive(Debug, Clone)]
+pub struct Protect {
+    api: Api,
+    optional: bool,
+}
+
+impl Protect {
+    /// Where the auth routes are mounted (e.g. `/auth`): the path of the
+    /// refresh cookie a silent refresh sets, when the configuration does
+    /// not name one (`CookieConfig::refresh_path`). Default: `/`.
+    #[must_use]
+    pub fn auth_prefix(mut self, prefix: &str) -> Self {
+        self.api = self.api.with_prefix(prefix);
+        self
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Protect {
+    type Output = ProtectEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        ProtectEndpoint {
+            inner: ep,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The endpoint of [`Protect`].
+#[derive(Debug)]
+pub struct ProtectEndpoint<E> {
+    inner: E,
+    layer: Protect,
+}
+
+impl<E: Endpoint> Endpoint for ProtectEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let head = Head {
+            method: req.method(),
+            uri: req.original_uri(),
+            headers: req.headers(),
+            peer: peer(&req),
+        };
+        let outcome = if self.layer.optional {
+            self.layer.api.authenticate_optional(head).await
+        } else {
+            self.layer.api.authenticate(head).await.map(Some)
+        };
+        let auth = outcome.map_err(SentriError)?;
+        req.extensions_mut().insert(Protected);
+        req.extensions_mut().insert(self.layer.api.sentri().clone());
+        let cookies = match auth {
+            Some(auth) => {
+                req.extensions_mut().insert(auth.user);
+                auth.set_cookies
+            }
+            None => Vec::new(),
+        };
+        let mut res = match self.inner.call(req).await {
+            Ok(out) => out.into_response(),
+            Err(err) if cookies.is_empty() => return Err(err),
+            // The rotated cookies must reach the client whatever the status.
+            Err(err) => error_to_response(err),
+        };
+        for cookie in cookies {
+            res.headers_mut().append(SET_COOKIE, cookie);
+        }
+        Ok(res)
+    }
+}
