@@ -215,24 +215,30 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Start a server on a free port (another port is tried if the one
+    /// picked was taken meanwhile).
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir = std::env::temp_dir().join(format!(
             "sentri-redis-test-{}",
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {
-            port,
+            port: 0,
             dir,
             child: None,
         };
-        server.restart();
-        server
+        for _ in 0..5 {
+            server.port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if server.try_start() {
+                return server;
+            }
+        }
+        panic!("could not start redis-server on a free loopback port");
     }
 
     pub fn addr(&self) -> String {
@@ -247,8 +253,18 @@ impl RedisServer {
         self.child.as_ref().expect("the server runs").id()
     }
 
-    /// Start the server (again) on its port and wait until it answers.
+    /// Start the server again on its port and wait until it answers.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server could not start again on {}",
+            self.addr()
+        );
+    }
+
+    /// Start the server on its port; true once it answers, and it is our
+    /// process that answers (not another one that took the port).
+    fn try_start(&mut self) -> bool {
         assert!(self.child.is_none(), "the server already runs");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -261,20 +277,24 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|err| panic!("could not start redis-server (is it on PATH?): {err}"));
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut stream) = std::net::TcpStream::connect(self.addr()) {
-                use std::io::{Read, Write};
-                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = [0u8; 16];
-                if stream.write_all(b"PING\r\n").is_ok()
-                    && stream
-                        .read(&mut buf)
-                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    return;
+            if let Some(answering) = self.answering_pid() {
+                if answering == pid {
+                    return true;
                 }
+                self.kill();
+                return false;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                self.child = None;
+                return false;
             }
             assert!(
                 Instant::now() < deadline,
@@ -283,6 +303,31 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The `process_id` of the Redis answering on the port, if one does.
+    fn answering_pid(&self) -> Option<u32> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr()).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .ok()?;
+        stream.write_all(b"INFO server\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some(line) = text.lines().find(|l| l.starts_with("process_id:")) {
+                return line["process_id:".len()..].trim().parse().ok();
+            }
+        }
+        None
     }
 
     /// Kill the server (SIGKILL) and wait for it to exit.
