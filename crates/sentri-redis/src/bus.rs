@@ -216,7 +216,7 @@ fn encode(event: Revocation) -> Result<String, StoreError> {
     match event {
         Revocation::Session(id) => Ok(format!("s:{id}")),
         Revocation::User(id) => Ok(format!("u:{id}")),
-        _ => Err(RedisError::Corrupt("a revocation this version cannot encode").into()),
+        _ => Err(RedisError::Unsupported("a revocation this version cannot encode").into()),
     }
 }
 

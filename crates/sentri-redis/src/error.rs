@@ -88,6 +88,9 @@ pub(crate) enum RedisError {
     /// The caller asked for something the encoding cannot hold.
     #[error("value out of range: {0}")]
     OutOfRange(&'static str),
+    /// A value of a newer `sentri-core` this version cannot handle.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl From<FredError> for RedisError {
