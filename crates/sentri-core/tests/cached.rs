@@ -138,3 +138,68 @@ fn the_cached_bound_is_validated() {
         assert!(err.message().starts_with("session_check"), "{bad:?}");
     }
 }
+
+/// A bus whose channel can be closed and replaced, as a Redis bus does after
+/// its connection came back.
+struct ResettableBus(
+    parking_lot::Mutex<tokio::sync::broadcast::Sender<sentri_core::store::Revocation>>,
+);
+
+impl ResettableBus {
+    fn new() -> Self {
+        Self(parking_lot::Mutex::new(
+            tokio::sync::broadcast::channel(64).0,
+        ))
+    }
+
+    fn reset(&self) {
+        *self.0.lock() = tokio::sync::broadcast::channel(64).0;
+    }
+}
+
+#[async_trait::async_trait]
+impl sentri_core::store::RevocationBus for ResettableBus {
+    async fn publish(
+        &self,
+        event: sentri_core::store::Revocation,
+    ) -> sentri_core::store::StoreResult<()> {
+        let _ = self.0.lock().send(event);
+        Ok(())
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<sentri_core::store::Revocation> {
+        self.0.lock().subscribe()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_keep_listening_after_the_bus_reconnects() {
+    let bus = Arc::new(ResettableBus::new());
+    let stores =
+        Stores::from_backend(Arc::new(MemoryStore::new())).with_revocation_bus(bus.clone());
+    let a = env_on(cached(Duration::from_secs(600)), stores.clone()).await;
+    let b = env_on(cached(Duration::from_secs(600)), stores).await;
+    let out = signed_in(&a, "cache-reconnect@example.com").await;
+    b.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    // The bus's connection drops and comes back: old receivers see Closed.
+    bus.reset();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // B caches the session again, then A logs out.
+    b.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    a.sentri
+        .logout(LogoutInput::Session(out.session_id))
+        .await
+        .unwrap();
+    let token = out.tokens.access_token.clone();
+    let seen = eventually(async || b.sentri.verify_access(&token).await.is_err()).await;
+    assert!(
+        seen,
+        "instance B stopped listening after the bus reconnected"
+    );
+}

@@ -379,23 +379,46 @@ fn invalidate(cache: &moka::sync::Cache<SessionId, ActiveSession>, event: Revoca
 
 /// Apply other instances' revocations to this instance's session cache,
 /// for as long as the `Sentri` lives.
+///
+/// When the bus closes the channel (its connection dropped and came back,
+/// so events may have been missed), resubscribe first and then drop the
+/// whole cache: in that order no event published after the drop is lost.
 fn spawn_revocation_listener(
     inner: std::sync::Weak<Inner>,
     mut events: tokio::sync::broadcast::Receiver<Revocation>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     tokio::spawn(async move {
+        let mut closed_in_a_row = 0u32;
         loop {
             let event = events.recv().await;
-            let Some(inner) = inner.upgrade() else { return };
-            let Some(cache) = &inner.sessions else { return };
+            let Some(strong) = inner.upgrade() else {
+                return;
+            };
+            let Some(cache) = &strong.sessions else {
+                return;
+            };
             match event {
-                Ok(event) => invalidate(cache, event),
+                Ok(event) => {
+                    closed_in_a_row = 0;
+                    invalidate(cache, event);
+                }
                 // Missed events: nothing cached can be trusted.
                 Err(RecvError::Lagged(_)) => cache.invalidate_all(),
                 Err(RecvError::Closed) => {
+                    let Some(bus) = strong.stores.revocations.clone() else {
+                        cache.invalidate_all();
+                        return;
+                    };
+                    events = bus.subscribe();
                     cache.invalidate_all();
-                    return;
+                    drop(strong);
+                    // A bus that keeps closing at once must not spin.
+                    closed_in_a_row = closed_in_a_row.saturating_add(1);
+                    if closed_in_a_row > 1 {
+                        let backoff = 50u64.saturating_mul(u64::from(closed_in_a_row)).min(5_000);
+                        tokio::time::sleep(Duration::from_millis(backoff)).await;
+                    }
                 }
             }
         }
