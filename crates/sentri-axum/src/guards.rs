@@ -20,87 +20,30 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
-use http::{HeaderMap, Method, Uri};
+use sentri_core::http::guard::Guard;
 use sentri_core::{AuthUser, Error, ErrorCode, Sentri};
 use tower::{Layer, Service};
 
 use crate::error::SentriError;
 
-/// What a [`permit`] check sees of the request.
-#[derive(Debug, Clone)]
-pub struct PermitRequest {
-    /// The authenticated user.
-    pub user: AuthUser,
-    /// The method.
-    pub method: Method,
-    /// The URI.
-    pub uri: Uri,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The route's path parameters, decoded.
-    pub params: Vec<(String, String)>,
-}
+pub use sentri_core::http::guard::PermitRequest;
 
-impl PermitRequest {
-    /// The path parameter `name`.
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-type Check = Arc<dyn Fn(PermitRequest) -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
-
-/// A guard layer: runs a check on the authenticated user and the request;
-/// `UNAUTHORIZED` without a user, the check's error (usually `FORBIDDEN`)
-/// otherwise.
-#[derive(Clone)]
+/// A guard layer: runs a core [`Guard`] on the authenticated user and the
+/// request; `UNAUTHORIZED` without a user, the guard's error (usually
+/// `FORBIDDEN`) otherwise.
+#[derive(Clone, Debug)]
 pub struct GuardLayer {
-    check: Check,
+    guard: Guard,
 }
 
-impl fmt::Debug for GuardLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuardLayer").finish_non_exhaustive()
+impl From<Guard> for GuardLayer {
+    fn from(guard: Guard) -> Self {
+        Self { guard }
     }
-}
-
-impl GuardLayer {
-    fn new<F, Fut>(f: F) -> Self
-    where
-        F: Fn(PermitRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Error>> + Send + 'static,
-    {
-        Self {
-            check: Arc::new(move |req| Box::pin(f(req))),
-        }
-    }
-}
-
-fn check_roles<const N: usize>(sentri: &Sentri, roles: &[&str; N]) -> Result<Vec<String>, Error> {
-    if roles.is_empty() {
-        return Err(Error::configuration(
-            "authorize",
-            "at least one role is required",
-        ));
-    }
-    for role in roles {
-        if !sentri.config().is_valid_role(role) {
-            return Err(Error::configuration(
-                "authorize",
-                &format!("unknown role {role:?}: not one of valid_roles"),
-            ));
-        }
-    }
-    Ok(roles.iter().map(|r| (*r).to_owned()).collect())
 }
 
 /// Require at least one of `roles` (F-21), else `FORBIDDEN`.
@@ -123,11 +66,7 @@ pub fn try_authorize<const N: usize>(
     sentri: &Sentri,
     roles: [&str; N],
 ) -> Result<GuardLayer, Error> {
-    let roles = Arc::new(check_roles(sentri, &roles)?);
-    Ok(GuardLayer::new(move |req: PermitRequest| {
-        let roles = roles.clone();
-        async move { req.user.require_any_role(&roles) }
-    }))
+    Guard::authorize(sentri, &roles).map(GuardLayer::from)
 }
 
 /// A resource-level check (F-22): `FORBIDDEN` when `check` answers
@@ -145,17 +84,7 @@ where
     F: Fn(PermitRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let check = Arc::new(check);
-    GuardLayer::new(move |req| {
-        let check = check.clone();
-        async move {
-            if check(req).await {
-                Ok(())
-            } else {
-                Err(Error::new(ErrorCode::Forbidden))
-            }
-        }
-    })
+    Guard::permit(check).into()
 }
 
 /// As [`permit`], where users with one of `roles` bypass the check (the
@@ -172,38 +101,18 @@ where
     F: Fn(PermitRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let roles = Arc::new(check_roles(sentri, &roles)?);
-    let check = Arc::new(check);
-    Ok(GuardLayer::new(move |req: PermitRequest| {
-        let check = check.clone();
-        let roles = roles.clone();
-        async move {
-            if req.user.has_any_role(&roles) || check(req).await {
-                Ok(())
-            } else {
-                Err(Error::new(ErrorCode::Forbidden))
-            }
-        }
-    }))
+    Guard::permit_roles(sentri, &roles, check).map(GuardLayer::from)
 }
 
 /// `FORBIDDEN` unless the path parameter `param` is the user's own id
 /// (F-22, e.g. `require_self("userId")` on `/users/{userId}`).
 pub fn require_self(param: &'static str) -> GuardLayer {
-    GuardLayer::new(move |req: PermitRequest| async move {
-        match req.param(param) {
-            Some(value) => req.user.require_self(value),
-            None => {
-                tracing::error!(param, "require_self: the route has no such path parameter");
-                Err(Error::new(ErrorCode::Forbidden))
-            }
-        }
-    })
+    Guard::require_self(param).into()
 }
 
 /// `FORBIDDEN` unless the user's email is verified (F-22).
 pub fn require_verified_email() -> GuardLayer {
-    GuardLayer::new(|req: PermitRequest| async move { req.user.require_verified_email() })
+    Guard::require_verified_email().into()
 }
 
 impl<S> Layer<S> for GuardLayer {
@@ -211,7 +120,7 @@ impl<S> Layer<S> for GuardLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GuardService {
             inner,
-            check: self.check.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -220,7 +129,7 @@ impl<S> Layer<S> for GuardLayer {
 #[derive(Clone)]
 pub struct GuardService<S> {
     inner: S,
-    check: Check,
+    guard: Guard,
 }
 
 impl<S: fmt::Debug> fmt::Debug for GuardService<S> {
@@ -247,7 +156,7 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let check = self.check.clone();
+        let guard = self.guard.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let Some(user) = parts.extensions.get::<AuthUser>().cloned() else {
@@ -267,7 +176,7 @@ where
                 headers: parts.headers.clone(),
                 params,
             };
-            if let Err(err) = check(permit).await {
+            if let Err(err) = guard.check(permit).await {
                 return Ok(SentriError(err).into_response());
             }
             inner.call(Request::from_parts(parts, body)).await

@@ -22,84 +22,27 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use http::{HeaderMap, Method, Uri};
 use poem::{Endpoint, Middleware, Request};
+use sentri_core::http::guard::Guard as CoreGuard;
 use sentri_core::{AuthUser, Error, ErrorCode, Sentri};
 
 use crate::error::SentriError;
 
-/// What a [`permit`] check sees of the request.
-#[derive(Debug, Clone)]
-pub struct PermitRequest {
-    /// The authenticated user.
-    pub user: AuthUser,
-    /// The method.
-    pub method: Method,
-    /// The URI.
-    pub uri: Uri,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The route's path parameters, decoded.
-    pub params: Vec<(String, String)>,
-}
+pub use sentri_core::http::guard::PermitRequest;
 
-impl PermitRequest {
-    /// The path parameter `name`.
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-type Check = Arc<dyn Fn(PermitRequest) -> BoxFuture<'static, Result<(), Error>> + Send + Sync>;
-
-/// A guard middleware: runs a check on the authenticated user and the
-/// request; `UNAUTHORIZED` without a user, the check's error (usually
+/// A guard middleware: runs a core guard on the authenticated user and the
+/// request; `UNAUTHORIZED` without a user, the guard's error (usually
 /// `FORBIDDEN`) otherwise.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Guard {
-    check: Check,
+    guard: CoreGuard,
 }
 
-impl fmt::Debug for Guard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard").finish_non_exhaustive()
+impl From<CoreGuard> for Guard {
+    fn from(guard: CoreGuard) -> Self {
+        Self { guard }
     }
-}
-
-impl Guard {
-    fn new<F, Fut>(f: F) -> Self
-    where
-        F: Fn(PermitRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Error>> + Send + 'static,
-    {
-        Self {
-            check: Arc::new(move |req| Box::pin(f(req))),
-        }
-    }
-}
-
-fn check_roles<const N: usize>(sentri: &Sentri, roles: &[&str; N]) -> Result<Vec<String>, Error> {
-    if roles.is_empty() {
-        return Err(Error::configuration(
-            "authorize",
-            "at least one role is required",
-        ));
-    }
-    for role in roles {
-        if !sentri.config().is_valid_role(role) {
-            return Err(Error::configuration(
-                "authorize",
-                &format!("unknown role {role:?}: not one of valid_roles"),
-            ));
-        }
-    }
-    Ok(roles.iter().map(|r| (*r).to_owned()).collect())
 }
 
 /// Require at least one of `roles` (F-21), else `FORBIDDEN`.
@@ -109,7 +52,7 @@ fn check_roles<const N: usize>(sentri: &Sentri, roles: &[&str; N]) -> Result<Vec
 /// (SPEC F-01); see [`try_authorize`] for a `Result`.
 pub fn authorize<const N: usize>(sentri: &Sentri, roles: [&str; N]) -> Guard {
     match try_authorize(sentri, roles) {
-        Ok(guard) => guard,
+        Ok(layer) => layer,
         Err(err) => panic!("{err}"),
     }
 }
@@ -119,19 +62,16 @@ pub fn authorize<const N: usize>(sentri: &Sentri, roles: [&str; N]) -> Guard {
 /// # Errors
 /// `CONFIGURATION_ERROR` naming the unknown role.
 pub fn try_authorize<const N: usize>(sentri: &Sentri, roles: [&str; N]) -> Result<Guard, Error> {
-    let roles = Arc::new(check_roles(sentri, &roles)?);
-    Ok(Guard::new(move |req: PermitRequest| {
-        let roles = roles.clone();
-        async move { req.user.require_any_role(&roles) }
-    }))
+    CoreGuard::authorize(sentri, &roles).map(Guard::from)
 }
 
 /// A resource-level check (F-22): `FORBIDDEN` when `check` answers
 /// `false`.
 ///
 /// ```
+/// # use sentri_core::Sentri;
 /// use sentri_poem::{permit, PermitRequest};
-/// let guard = permit(|req: PermitRequest| async move {
+/// let layer = permit(|req: PermitRequest| async move {
 ///     req.param("ownerId") == Some(req.user.id().to_string().as_str())
 /// });
 /// ```
@@ -140,17 +80,7 @@ where
     F: Fn(PermitRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let check = Arc::new(check);
-    Guard::new(move |req| {
-        let check = check.clone();
-        async move {
-            if check(req).await {
-                Ok(())
-            } else {
-                Err(Error::new(ErrorCode::Forbidden))
-            }
-        }
-    })
+    CoreGuard::permit(check).into()
 }
 
 /// As [`permit`], where users with one of `roles` bypass the check (the
@@ -167,38 +97,18 @@ where
     F: Fn(PermitRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let roles = Arc::new(check_roles(sentri, &roles)?);
-    let check = Arc::new(check);
-    Ok(Guard::new(move |req: PermitRequest| {
-        let check = check.clone();
-        let roles = roles.clone();
-        async move {
-            if req.user.has_any_role(&roles) || check(req).await {
-                Ok(())
-            } else {
-                Err(Error::new(ErrorCode::Forbidden))
-            }
-        }
-    }))
+    CoreGuard::permit_roles(sentri, &roles, check).map(Guard::from)
 }
 
 /// `FORBIDDEN` unless the path parameter `param` is the user's own id
 /// (F-22, e.g. `require_self("userId")` on `/users/{userId}`).
 pub fn require_self(param: &'static str) -> Guard {
-    Guard::new(move |req: PermitRequest| async move {
-        match req.param(param) {
-            Some(value) => req.user.require_self(value),
-            None => {
-                tracing::error!(param, "require_self: the route has no such path parameter");
-                Err(Error::new(ErrorCode::Forbidden))
-            }
-        }
-    })
+    CoreGuard::require_self(param).into()
 }
 
 /// `FORBIDDEN` unless the user's email is verified (F-22).
 pub fn require_verified_email() -> Guard {
-    Guard::new(|req: PermitRequest| async move { req.user.require_verified_email() })
+    CoreGuard::require_verified_email().into()
 }
 
 impl<E: Endpoint> Middleware<E> for Guard {
@@ -206,7 +116,7 @@ impl<E: Endpoint> Middleware<E> for Guard {
     fn transform(&self, ep: E) -> Self::Output {
         GuardEndpoint {
             inner: ep,
-            check: self.check.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -214,7 +124,7 @@ impl<E: Endpoint> Middleware<E> for Guard {
 /// The endpoint of [`Guard`].
 pub struct GuardEndpoint<E> {
     inner: E,
-    check: Check,
+    guard: CoreGuard,
 }
 
 impl<E: fmt::Debug> fmt::Debug for GuardEndpoint<E> {
@@ -243,7 +153,7 @@ impl<E: Endpoint> Endpoint for GuardEndpoint<E> {
             headers: req.headers().clone(),
             params,
         };
-        (self.check)(permit).await.map_err(SentriError)?;
+        self.guard.check(permit).await.map_err(SentriError)?;
         self.inner.call(req).await
     }
 }
