@@ -11,7 +11,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use sentri_axum::{CatchPanicLayer, SentriError, envelope};
+use sentri_core::store::ThrottleStore;
 use sentri_core::{Error, ErrorCode, Sentri};
+use sentri_redis::RedisStore;
 use sentri_sea_orm::SeaOrmStore;
 
 use crate::error::ServerError;
@@ -20,7 +22,7 @@ use crate::settings::Settings;
 /// Where the auth routes are mounted.
 pub const AUTH_PREFIX: &str = "/auth";
 
-/// How long `/readyz` waits for the database.
+/// How long `/readyz` waits for the database (and for Redis).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Shared state of the server's own routes.
@@ -28,6 +30,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AppState {
     sentri: Sentri,
     store: Arc<SeaOrmStore>,
+    redis: Option<Arc<RedisStore>>,
     openapi: Arc<[u8]>,
 }
 
@@ -40,8 +43,16 @@ impl AppState {
         Self {
             sentri,
             store,
+            redis: None,
             openapi,
         }
+    }
+
+    /// The Redis store `/readyz` checks too, when configured.
+    #[must_use]
+    pub fn with_redis(mut self, redis: Option<Arc<RedisStore>>) -> Self {
+        self.redis = redis;
+        self
     }
 
     /// The services.
@@ -119,31 +130,58 @@ async fn healthz() -> Response {
     envelope(StatusCode::OK, "ok", serde_json::json!({ "status": "up" }))
 }
 
-/// `GET /readyz`: the stores answer (one cheap query, bounded in time).
+/// `GET /readyz`: the stores answer (one cheap query each, bounded in
+/// time): the database, and Redis when configured.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => envelope(
+    let database = async {
+        match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness check: database unavailable");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database timed out");
+                false
+            }
+        }
+    };
+    let redis = async {
+        let redis = state.redis.as_ref()?;
+        // A read of a key that never exists: one round trip, no write.
+        let probe =
+            redis.recent_failures("readyz-probe", chrono::Utc::now(), Duration::from_secs(1));
+        Some(match tokio::time::timeout(READY_TIMEOUT, probe).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness check: redis unavailable");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: redis timed out");
+                false
+            }
+        })
+    };
+    let (database, redis) = tokio::join!(database, redis);
+    match (database, redis) {
+        (false, _) => unavailable("database unavailable"),
+        (true, Some(false)) => unavailable("redis unavailable"),
+        (true, None) => envelope(
             StatusCode::OK,
             "ready",
             serde_json::json!({ "database": "up" }),
         ),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness check: database unavailable");
-            unavailable()
-        }
-        Err(_) => {
-            tracing::warn!(timeout = ?READY_TIMEOUT, "readiness check: database timed out");
-            unavailable()
-        }
+        (true, Some(true)) => envelope(
+            StatusCode::OK,
+            "ready",
+            serde_json::json!({ "database": "up", "redis": "up" }),
+        ),
     }
 }
 
-fn unavailable() -> Response {
-    SentriError(Error::with_message(
-        ErrorCode::ServiceUnavailable,
-        "database unavailable",
-    ))
-    .into_response()
+fn unavailable(message: &'static str) -> Response {
+    SentriError(Error::with_message(ErrorCode::ServiceUnavailable, message)).into_response()
 }
 
 /// `GET /openapi.json`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sentri_core::Sentri;
 use sentri_core::model::User;
 use sentri_core::store::Stores;
+use sentri_redis::{RedisRevocationBus, RedisStore};
 use sentri_sea_orm::SeaOrmStore;
 use tokio::net::TcpListener;
 
@@ -50,6 +51,59 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<SeaOrmStore>, ServerE
     Ok(Arc::new(SeaOrmStore::new(db)))
 }
 
+/// What `SENTRI_REDIS_URL` adds: idempotency and throttling on Redis, and
+/// the revocation fan-out of `Cached` session checks.
+#[derive(Clone)]
+pub struct RedisStores {
+    /// Idempotency and throttling.
+    pub store: Arc<RedisStore>,
+    /// Revocation fan-out between instances.
+    pub bus: Arc<RedisRevocationBus>,
+}
+
+impl std::fmt::Debug for RedisStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStores")
+            .field("key_prefix", &self.store.key_prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connect to `SENTRI_REDIS_URL` when it is set (`Ok(None)` otherwise) and
+/// subscribe to the revocation channel. The connections reconnect by
+/// themselves if Redis goes away later; meanwhile the features that need
+/// it answer `SERVICE_UNAVAILABLE`.
+///
+/// # Errors
+/// [`ServerError::Startup`] naming the (redacted) URL when Redis cannot be
+/// reached at startup.
+pub async fn open_redis(settings: &Settings) -> Result<Option<RedisStores>, ServerError> {
+    let (Some(url), Some(shown)) = (&settings.redis_url, settings.redis_url_redacted()) else {
+        return Ok(None);
+    };
+    let failed = |e: sentri_redis::Error| {
+        // fred's errors may repeat the URL; show only the redacted one.
+        let cause = match &e {
+            sentri_redis::Error::Redis(err) => format!("{:?}: {}", err.kind(), err.details()),
+            other => other.to_string(),
+        };
+        ServerError::Startup(format!(
+            "cannot connect to Redis {shown} (SENTRI_REDIS_URL): {cause}"
+        ))
+    };
+    let store = RedisStore::builder()
+        .key_prefix(settings.redis_prefix.clone())
+        .connect(url.expose())
+        .await
+        .map_err(failed)?;
+    let bus = store.revocation_bus().await.map_err(failed)?;
+    tracing::info!(redis = %shown, prefix = %settings.redis_prefix, "redis ready");
+    Ok(Some(RedisStores {
+        store: Arc::new(store),
+        bus: Arc::new(bus),
+    }))
+}
+
 /// Build the services on `store`: loads, or generates and persists, the
 /// signing key.
 ///
@@ -59,8 +113,28 @@ pub async fn build_sentri(
     settings: &Settings,
     store: Arc<SeaOrmStore>,
 ) -> Result<Sentri, ServerError> {
+    build_sentri_with(settings, store, None).await
+}
+
+/// As [`build_sentri`], with idempotency and throttling on Redis and its
+/// revocation fan-out when `redis` is given.
+///
+/// # Errors
+/// [`ServerError::Settings`] or [`ServerError::Sentri`].
+pub async fn build_sentri_with(
+    settings: &Settings,
+    store: Arc<SeaOrmStore>,
+    redis: Option<&RedisStores>,
+) -> Result<Sentri, ServerError> {
     let config = settings.core_config()?;
-    Sentri::new(config, Stores::from_backend(store))
+    let mut stores = Stores::from_backend(store);
+    if let Some(redis) = redis {
+        stores = stores
+            .with_idempotency(redis.store.clone())
+            .with_throttle(redis.store.clone())
+            .with_revocation_bus(redis.bus.clone());
+    }
+    Sentri::new(config, stores)
         .await
         .map_err(|e| ServerError::Sentri("cannot load the signing keys", e))
 }
@@ -128,7 +202,8 @@ pub async fn rotate_key(settings: &Settings) -> Result<String, ServerError> {
 /// Startup failures; serving errors.
 pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     let store = open_store(&settings).await?;
-    let sentri = build_sentri(&settings, store.clone()).await?;
+    let redis = open_redis(&settings).await?;
+    let sentri = build_sentri_with(&settings, store.clone(), redis.as_ref()).await?;
     let listener = TcpListener::bind(settings.bind).await.map_err(|e| {
         ServerError::Startup(format!(
             "cannot listen on {} (SENTRI_BIND): {e}",
@@ -139,13 +214,16 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Startup(format!("cannot read the bound address: {e}")))?;
 
-    let state = AppState::new(sentri.clone(), store);
+    let state = AppState::new(sentri.clone(), store).with_redis(redis.map(|r| r.store));
     let app = http::app(state, &settings)?;
 
     let background = spawn_background(&sentri);
+    let redis_shown = settings.redis_url_redacted();
     tracing::info!(
         algorithm = %sentri.config().algorithm(),
         cookies = settings.cookies.as_str(),
+        session_check = ?sentri.config().session_check(),
+        redis = redis_shown.is_some(),
         "listening on http://{addr}"
     );
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig, parse_duration};
-use sentri_core::{Algorithm, Config};
+use sentri_core::{Algorithm, Config, SessionCheck};
 use zeroize::Zeroizing;
 
 /// The database used when `SENTRI_DATABASE_URL` is not set: a SQLite file
@@ -22,6 +22,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://sentri.db?mode=rwc";
 
 /// The address served when `SENTRI_BIND` is not set.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+
+/// The Redis key prefix used when `SENTRI_REDIS_PREFIX` is not set.
+pub const DEFAULT_REDIS_PREFIX: &str = "sentri:";
 
 /// The tracing filter used when `SENTRI_LOG` is not set.
 pub const DEFAULT_LOG: &str = "info";
@@ -34,8 +37,13 @@ pub enum Key {
     Bind,
     /// `SENTRI_DATABASE_URL`: the SQL database.
     DatabaseUrl,
-    /// `SENTRI_REDIS_URL`: not supported yet (a startup error when set).
+    /// `SENTRI_REDIS_URL`: Redis for idempotency, throttling and
+    /// revocation fan-out, shared by every instance.
     RedisUrl,
+    /// `SENTRI_REDIS_PREFIX`: the prefix of every Redis key and channel.
+    RedisPrefix,
+    /// `SENTRI_SESSION_CHECK`: `always`, `stateless` or `cached:<duration>`.
+    SessionCheck,
     /// `SENTRI_ROLES`: the valid roles, comma-separated.
     Roles,
     /// `SENTRI_DEFAULT_ROLE`: the role self-registration grants.
@@ -68,10 +76,12 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 19] = [
         Key::Bind,
         Key::DatabaseUrl,
         Key::RedisUrl,
+        Key::RedisPrefix,
+        Key::SessionCheck,
         Key::Roles,
         Key::DefaultRole,
         Key::ApiKey,
@@ -94,6 +104,8 @@ impl Key {
             Key::Bind => "bind",
             Key::DatabaseUrl => "database_url",
             Key::RedisUrl => "redis_url",
+            Key::RedisPrefix => "redis_prefix",
+            Key::SessionCheck => "session_check",
             Key::Roles => "roles",
             Key::DefaultRole => "default_role",
             Key::ApiKey => "api_key",
@@ -117,6 +129,8 @@ impl Key {
             Key::Bind => "SENTRI_BIND",
             Key::DatabaseUrl => "SENTRI_DATABASE_URL",
             Key::RedisUrl => "SENTRI_REDIS_URL",
+            Key::RedisPrefix => "SENTRI_REDIS_PREFIX",
+            Key::SessionCheck => "SENTRI_SESSION_CHECK",
             Key::Roles => "SENTRI_ROLES",
             Key::DefaultRole => "SENTRI_DEFAULT_ROLE",
             Key::ApiKey => "SENTRI_API_KEY",
@@ -282,6 +296,15 @@ pub struct Settings {
     /// The database URL (it may hold a password: see
     /// [`Settings::database_url_redacted`]).
     pub database_url: Secret,
+    /// The Redis URL (it may hold a password: see
+    /// [`Settings::redis_url_redacted`]); `None`: idempotency and
+    /// throttling use the database, and revocations reach only the
+    /// instance that made them.
+    pub redis_url: Option<Secret>,
+    /// The prefix of every Redis key and of the revocation channel.
+    pub redis_prefix: String,
+    /// How `protect` checks the session behind an access token.
+    pub session_check: SessionCheck,
     /// The valid roles.
     pub roles: Vec<String>,
     /// The self-registration role; `None` means the first role.
@@ -399,13 +422,47 @@ impl Settings {
                 return Err(raw.err(*key, "is empty (unset it to use the default)"));
             }
         }
-        if raw.get(Key::RedisUrl).is_some() {
-            return Err(raw.err(
-                Key::RedisUrl,
-                "the Redis store is not supported by sentri-server yet; unset it \
-                 (idempotency and throttling use the SQL database)",
-            ));
-        }
+        let mut warnings = warnings;
+        let redis_url = match raw.get(Key::RedisUrl).map(str::trim) {
+            None => None,
+            Some(url) => {
+                check_redis_url(url).map_err(|p| raw.err(Key::RedisUrl, p))?;
+                Some(Secret(Zeroizing::new(url.to_owned())))
+            }
+        };
+        let redis_prefix = match raw.get(Key::RedisPrefix) {
+            None => DEFAULT_REDIS_PREFIX.to_owned(),
+            Some(prefix) => {
+                if prefix.len() > 256 || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(raw.err(
+                        Key::RedisPrefix,
+                        "must be at most 256 bytes, without spaces or control characters",
+                    ));
+                }
+                if redis_url.is_none() {
+                    warnings.push(
+                        "SENTRI_REDIS_PREFIX is set without SENTRI_REDIS_URL; ignored".to_owned(),
+                    );
+                }
+                prefix.to_owned()
+            }
+        };
+        let session_check = match raw.get(Key::SessionCheck).map(str::trim) {
+            None | Some("always") => SessionCheck::Always,
+            Some("stateless") => SessionCheck::Stateless,
+            Some(other) => match other.strip_prefix("cached:") {
+                Some(bound) => SessionCheck::Cached(
+                    parse_duration(bound).map_err(|p| raw.err(Key::SessionCheck, p))?,
+                ),
+                None => {
+                    return Err(raw.err(
+                        Key::SessionCheck,
+                        format!("{other:?} is not one of always, stateless, cached:<duration> (e.g. cached:30s)"),
+                    ));
+                }
+            },
+        };
         let framework = match raw.get(Key::Framework).map(str::trim) {
             None | Some("axum") => Framework::Axum,
             Some("poem") => {
@@ -519,6 +576,9 @@ impl Settings {
         let settings = Self {
             bind,
             database_url: Secret(Zeroizing::new(database_url.to_owned())),
+            redis_url,
+            redis_prefix,
+            session_check,
             roles,
             default_role,
             api_key: secret(Key::ApiKey),
@@ -575,6 +635,7 @@ impl Settings {
         if let Some(grace) = self.reuse_grace {
             builder = builder.reuse_grace(grace);
         }
+        builder = builder.session_check(self.session_check);
         if let Some(max) = self.login_max_failures {
             builder = builder.throttle(ThrottleConfig {
                 max_failures_per_identifier: max,
@@ -607,6 +668,7 @@ impl Settings {
                 "access_ttl" => Some(Key::AccessTtl),
                 "refresh_ttl" => Some(Key::RefreshTtl),
                 "reuse_grace" => Some(Key::ReuseGrace),
+                "session_check" => Some(Key::SessionCheck),
                 "api_key" => Some(Key::ApiKey),
                 "cookies.secure" | "cookies.same_site" => Some(Key::CookieSecure),
                 f if f.starts_with("cookies") => Some(Key::Cookies),
@@ -634,6 +696,11 @@ impl Settings {
     /// error messages.
     pub fn database_url_redacted(&self) -> String {
         redact_url(self.database_url.expose())
+    }
+
+    /// The Redis URL with any password replaced by `***`, if one is set.
+    pub fn redis_url_redacted(&self) -> Option<String> {
+        self.redis_url.as_ref().map(|url| redact_url(url.expose()))
     }
 }
 
@@ -714,6 +781,23 @@ fn check_database_url(url: &str) -> Result<(), String> {
         Err(format!(
             "this build of sentri-server has no {scheme} support (enable its cargo feature)"
         ))
+    }
+}
+
+/// `redis://…`, or `rediss://…` with the `rustls` feature.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    match scheme {
+        "redis" => Ok(()),
+        "rediss" if cfg!(feature = "rustls") => Ok(()),
+        "rediss" => Err(
+            "this build of sentri-server has no TLS to Redis (enable its rustls feature)"
+                .to_owned(),
+        ),
+        _ => Err(format!(
+            "must start with redis:// or rediss:// (got {:?})",
+            redact_url(url)
+        )),
     }
 }
 
@@ -810,8 +894,25 @@ mod tests {
                 "SENTRI_DATABASE_URL",
             ),
             (
-                &[("SENTRI_REDIS_URL", "redis://127.0.0.1")],
+                &[("SENTRI_REDIS_URL", "http://127.0.0.1")],
                 "SENTRI_REDIS_URL",
+            ),
+            (
+                &[("SENTRI_REDIS_PREFIX", "has space:")],
+                "SENTRI_REDIS_PREFIX",
+            ),
+            (&[("SENTRI_SESSION_CHECK", "never")], "SENTRI_SESSION_CHECK"),
+            (
+                &[("SENTRI_SESSION_CHECK", "cached:soon")],
+                "SENTRI_SESSION_CHECK",
+            ),
+            (
+                &[("SENTRI_SESSION_CHECK", "cached:2h")],
+                "SENTRI_SESSION_CHECK",
+            ),
+            (
+                &[("SENTRI_SESSION_CHECK", "cached:0s")],
+                "SENTRI_SESSION_CHECK",
             ),
             (&[("SENTRI_ROLES", " , ")], "SENTRI_ROLES"),
             (&[("SENTRI_ROLES", "has space")], "SENTRI_ROLES"),
@@ -849,11 +950,69 @@ mod tests {
     }
 
     #[test]
-    fn redis_and_poem_errors_say_not_supported() {
-        let e = load(&[("SENTRI_REDIS_URL", "redis://127.0.0.1:6379")]).unwrap_err();
-        assert!(e.problem().contains("not supported"), "{e}");
+    fn poem_error_says_not_available() {
         let e = load(&[("SENTRI_FRAMEWORK", "poem")]).unwrap_err();
         assert!(e.problem().contains("not available"), "{e}");
+    }
+
+    #[test]
+    fn redis_and_session_check() {
+        let s = load(&[]).unwrap();
+        assert!(s.redis_url.is_none());
+        assert_eq!(s.redis_prefix, "sentri:");
+        assert_eq!(s.session_check, SessionCheck::Always);
+        assert_eq!(
+            s.core_config().unwrap().session_check(),
+            SessionCheck::Always
+        );
+
+        let s = load(&[
+            ("SENTRI_REDIS_URL", "redis://:pa55word@127.0.0.1:6379/2"),
+            ("SENTRI_REDIS_PREFIX", "app:auth:"),
+            ("SENTRI_SESSION_CHECK", "cached:30s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.redis_url.as_ref().map(Secret::expose),
+            Some("redis://:pa55word@127.0.0.1:6379/2")
+        );
+        assert_eq!(
+            s.redis_url_redacted().as_deref(),
+            Some("redis://:***@127.0.0.1:6379/2")
+        );
+        assert!(!format!("{s:?}").contains("pa55word"));
+        assert_eq!(s.redis_prefix, "app:auth:");
+        let cached = SessionCheck::Cached(Duration::from_secs(30));
+        assert_eq!(s.session_check, cached);
+        assert_eq!(s.core_config().unwrap().session_check(), cached);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+        let s = load(&[("SENTRI_SESSION_CHECK", "stateless")]).unwrap();
+        assert_eq!(s.session_check, SessionCheck::Stateless);
+        // Cached without Redis is allowed (local invalidation only).
+        let s = load(&[("SENTRI_SESSION_CHECK", "cached:1m")]).unwrap();
+        assert_eq!(
+            s.session_check,
+            SessionCheck::Cached(Duration::from_secs(60))
+        );
+
+        let s = load(&[("SENTRI_REDIS_PREFIX", "x:")]).unwrap();
+        assert!(
+            s.warnings[0].contains("SENTRI_REDIS_PREFIX"),
+            "{:?}",
+            s.warnings
+        );
+
+        let e = load(&[("SENTRI_REDIS_URL", "rediss://u:hunter2@h:6380")]);
+        if cfg!(feature = "rustls") {
+            assert!(e.is_ok());
+        } else {
+            let e = e.unwrap_err();
+            assert_eq!(e.name(), "SENTRI_REDIS_URL");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let e = load(&[("SENTRI_REDIS_URL", "tcp://u:hunter2@h:6380")]).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -10,56 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use reqwest::Method;
-use sentri_sea_orm::sea_orm::ConnectionTrait;
 use serde_json::json;
-
-const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// A fresh database, dropped (best effort) at the end of the test.
-struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        let name = format!(
-            "sentri_server_t_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_000
-        );
-        let admin = sentri_sea_orm::connect(&format!("{PG_SERVER}/test"))
-            .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL on 127.0.0.1:5432 is needed by this test: {e:?}")
-            });
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-        admin.close().await.ok();
-        Self { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{PG_SERVER}/{}", self.name)
-    }
-
-    async fn drop_now(self) {
-        if let Ok(admin) = sentri_sea_orm::connect(&format!("{PG_SERVER}/test")).await {
-            let _ = admin
-                .execute_unprepared(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await;
-            admin.close().await.ok();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_postgres_are_one_service() {

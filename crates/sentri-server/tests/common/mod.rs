@@ -446,3 +446,185 @@ fn base64_url_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The machine's PostgreSQL (trust auth).
+pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A fresh PostgreSQL database, dropped (best effort) by
+/// [`PgDatabase::drop_now`].
+pub struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    /// Create a database no other test uses.
+    pub async fn create() -> Self {
+        use sentri_sea_orm::sea_orm::ConnectionTrait;
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "sentri_server_t_{}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                % 1_000_000_000,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = sentri_sea_orm::connect(&format!("{PG_SERVER}/test"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL on 127.0.0.1:5432 is needed by this test: {e:?}")
+            });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the test database");
+        admin.close().await.ok();
+        Self { name }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("{PG_SERVER}/{}", self.name)
+    }
+
+    /// Drop it (forcing connections closed).
+    pub async fn drop_now(self) {
+        use sentri_sea_orm::sea_orm::ConnectionTrait;
+        if let Ok(admin) = sentri_sea_orm::connect(&format!("{PG_SERVER}/test")).await {
+            let _ = admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// The machine's shared Redis: tests only ever use keys under their own
+/// prefix there, and never flush or stop it.
+pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A key prefix on the shared Redis no other test uses; its keys are
+/// deleted (SCAN + DEL of that prefix only, with `redis-cli`) on drop.
+pub struct RedisPrefix(pub String);
+
+impl RedisPrefix {
+    /// A fresh prefix.
+    pub fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        Self(format!(
+            "sentri-server-test:{}:{}:{}:",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.0);
+        let Ok(out) = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "6379",
+                "--scan",
+                "--pattern",
+                &pattern,
+            ])
+            .output()
+        else {
+            return;
+        };
+        for key in String::from_utf8_lossy(&out.stdout).lines() {
+            if key.starts_with(&self.0) {
+                let _ = Command::new("redis-cli")
+                    .args(["-h", "127.0.0.1", "-p", "6379", "DEL", key])
+                    .output();
+            }
+        }
+    }
+}
+
+/// A throwaway `redis-server` on a free loopback port, without
+/// persistence, in its own directory. Killed on drop.
+pub struct RedisServer {
+    /// Its port.
+    pub port: u16,
+    dir: TestDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Start one on a free port and wait until it answers.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self {
+            port,
+            dir: TestDir::new("redis"),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill it (SIGKILL) and wait for the process to end.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it again on the same port (after [`RedisServer::kill`]) and
+    /// wait until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server is running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed by this test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong = Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "ping"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+                .unwrap_or(false);
+            if pong {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
