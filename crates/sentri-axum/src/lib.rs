@@ -46,6 +46,7 @@
 //! |---|---|
 //! | [`router`] | `POST /register /login /refresh /logout /logout-all`, `GET /me`, `PUT /me/identifier /me/password`, `GET /sessions`, `DELETE /sessions/{id}`, `POST`/`DELETE /users/{userId}/roles`, `GET /keys` |
 //! | [`protect`], [`protect_optional`] | F-20, CSRF (F-23), silent refresh (F-24) |
+//! | [`protect_with_verifier`], [`authorize_roles`] | the same protect and guards in a resource server, on any `AccessVerifier` (client mode, F-16) |
 //! | [`AuthUser`], [`MaybeAuthUser`] | the user the protect layer found |
 //! | [`authorize`], [`permit`], [`permit_roles`], [`require_self`], [`require_verified_email`] | F-21, F-22 |
 //! | [`SentriError`], [`envelope`], [`Json`], [`Path`], [`Query`], [`CatchPanicLayer`] | F-25: every error and rejection is the envelope |
@@ -73,6 +74,9 @@ pub use guards::{
 };
 pub use idempotency::{IdempotencyLayer, IdempotencyService, idempotency};
 pub use panic::{CatchPanic, CatchPanicLayer};
-pub use protect::{ProtectLayer, ProtectService, protect, protect_optional};
+pub use protect::{
+    ProtectLayer, ProtectService, VerifierProtectLayer, VerifierProtectService, authorize_roles,
+    protect, protect_optional, protect_with_verifier,
+};
 pub use router::{router, router_with};
 pub use sentri_core::http::IdempotencyKey;

@@ -1,18 +1,23 @@
 //! `protect` (F-20) as a tower layer, with silent refresh (F-24).
 
 use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
 use http::header::SET_COOKIE;
-use sentri_core::Sentri;
-use sentri_core::http::{Api, Head};
+use http::request::Parts;
+use sentri_core::config::CookieConfig;
+use sentri_core::http::{Api, Head, TokenSource, access_token, check_origin};
+use sentri_core::{AccessVerifier, AuthUser, Error, ErrorCode, Sentri};
 use tower::{Layer, Service};
 
 use crate::error::SentriError;
+use crate::guards::{GuardLayer, PermitRequest, permit};
 use crate::router::peer;
 
 /// Marks a request that went through a [`ProtectLayer`].
@@ -144,6 +149,159 @@ where
                 res.headers_mut().append(SET_COOKIE, cookie);
             }
             Ok(res)
+        })
+    }
+}
+
+/// `protect` backed by any [`AccessVerifier`]: in a resource server, a
+/// [`JwksVerifier`](sentri_core::client::JwksVerifier) that checks the
+/// auth server's tokens against its published keys, with no database
+/// (client mode, F-16).
+///
+/// The token is read exactly as [`protect`] reads it
+/// ([`sentri_core::http::access_token`]): `Authorization: Bearer`, else the
+/// access cookie when [`VerifierProtectLayer::cookies`] configures one. A
+/// missing token is `UNAUTHORIZED`; the verifier's errors (`TOKEN_INVALID`,
+/// `TOKEN_EXPIRED`, `SERVICE_UNAVAILABLE`) are answered as the envelope.
+/// The user goes into the request's extensions, so [`crate::AuthUser`],
+/// [`crate::authorize_roles`], [`crate::permit`] and
+/// [`crate::require_self`] work as behind [`protect`]. There is no silent
+/// refresh: a resource server holds no refresh token.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use sentri_axum::{AuthUser, authorize_roles, protect_with_verifier};
+/// use sentri_core::AccessVerifier;
+///
+/// fn app(verifier: Arc<dyn AccessVerifier>) -> Router {
+///     Router::new()
+///         .route("/admin", get(|user: AuthUser| async move { user.identifier().to_owned() }))
+///         .route_layer(authorize_roles(["admin"]))
+///         .route_layer(protect_with_verifier(verifier))
+/// }
+/// ```
+pub fn protect_with_verifier(verifier: Arc<dyn AccessVerifier>) -> VerifierProtectLayer {
+    VerifierProtectLayer {
+        verifier,
+        cookies: Arc::new(CookieConfig::default()),
+        optional: false,
+    }
+}
+
+/// Require at least one of `roles` (F-21), else `FORBIDDEN`: `authorize`
+/// for a resource server, which has no [`Sentri`] whose `valid_roles` the
+/// roles could be checked against at build time.
+pub fn authorize_roles<const N: usize>(roles: [&str; N]) -> GuardLayer {
+    let roles: Arc<Vec<String>> = Arc::new(roles.iter().map(|r| (*r).to_owned()).collect());
+    permit(move |req: PermitRequest| {
+        let roles = roles.clone();
+        async move { req.user.require_any_role(&roles).is_ok() }
+    })
+}
+
+/// The layer of [`protect_with_verifier`].
+#[derive(Clone)]
+pub struct VerifierProtectLayer {
+    verifier: Arc<dyn AccessVerifier>,
+    cookies: Arc<CookieConfig>,
+    optional: bool,
+}
+
+impl fmt::Debug for VerifierProtectLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierProtectLayer")
+            .field("cookies", &self.cookies)
+            .field("optional", &self.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierProtectLayer {
+    /// Read the access cookie too, as the auth server sets it (its
+    /// `transport` must be `Both`, and its names must match the auth
+    /// server's). A state-changing request authenticated by the cookie must
+    /// then come from one of `allowed_origins` (CSRF, F-23). Default: the
+    /// bearer header only.
+    #[must_use]
+    pub fn cookies(mut self, cookies: CookieConfig) -> Self {
+        self.cookies = Arc::new(cookies);
+        self
+    }
+
+    /// The optional variant: a request without a valid token goes on
+    /// without a user ([`crate::MaybeAuthUser`] is `None`); only
+    /// `SERVICE_UNAVAILABLE` is still answered.
+    #[must_use]
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+}
+
+impl<S> Layer<S> for VerifierProtectLayer {
+    type Service = VerifierProtectService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        VerifierProtectService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`VerifierProtectLayer`].
+#[derive(Debug, Clone)]
+pub struct VerifierProtectService<S> {
+    inner: S,
+    layer: VerifierProtectLayer,
+}
+
+impl VerifierProtectLayer {
+    async fn authenticate(&self, parts: &Parts) -> Result<AuthUser, Error> {
+        let (token, source) = access_token(&parts.headers, &self.cookies)?
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized))?;
+        if source == TokenSource::Cookie {
+            check_origin(&self.cookies, &parts.method, &parts.uri, &parts.headers)?;
+        }
+        self.verifier.verify_access(token).await
+    }
+}
+
+impl<S> Service<Request> for VerifierProtectService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            match layer.authenticate(&parts).await {
+                Ok(user) => {
+                    parts.extensions.insert(user);
+                }
+                Err(err)
+                    if layer.optional
+                        && !err.is(&ErrorCode::ServiceUnavailable)
+                        && !err.is_unhandled() => {}
+                Err(err) => {
+                    return Ok(axum::response::IntoResponse::into_response(SentriError(
+                        err,
+                    )));
+                }
+            }
+            parts.extensions.insert(Protected);
+            inner.call(Request::from_parts(parts, body)).await
         })
     }
 }

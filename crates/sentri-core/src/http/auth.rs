@@ -7,6 +7,7 @@ use http::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
 
 use super::cookies::{CookieWriter, check_origin, is_state_changing, read_cookie};
 use super::{Api, Head};
+use crate::config::CookieConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::{ClientInfo, RefreshInput};
 use crate::tokens::AuthUser;
@@ -64,6 +65,29 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
     Ok(Some(token))
 }
 
+/// The access token of a request, as `protect` reads it (F-20):
+/// `Authorization: Bearer`, else the access cookie when `cookies` puts the
+/// access token in a cookie. `Ok(None)` when there is neither (the caller
+/// answers `UNAUTHORIZED`). Adapters backing `protect` with another
+/// [`AccessVerifier`](crate::AccessVerifier) read the token with this too.
+///
+/// # Errors
+/// `TOKEN_INVALID` for an `Authorization: Bearer` header that is not text
+/// or carries no token.
+pub fn access_token<'h>(
+    headers: &'h HeaderMap,
+    cookies: &CookieConfig,
+) -> Result<Option<(&'h str, TokenSource)>> {
+    if let Some(token) = bearer(headers)? {
+        return Ok(Some((token, TokenSource::Bearer)));
+    }
+    Ok(cookies
+        .access_in_cookie()
+        .then(|| read_cookie(headers, &cookies.access_cookie_name()))
+        .flatten()
+        .map(|token| (token, TokenSource::Cookie)))
+}
+
 impl Api {
     /// What is known of the client: `User-Agent` and the address (the peer,
     /// or `X-Forwarded-For` through a trusted proxy).
@@ -108,20 +132,11 @@ impl Api {
     /// `FORBIDDEN` (cross-origin cookie request), `SERVICE_UNAVAILABLE`.
     pub async fn authenticate(&self, head: Head<'_>) -> Result<Authenticated> {
         let cookies = self.sentri.config().cookies();
-        let (token, source) = match bearer(head.headers)? {
-            Some(token) => (token, TokenSource::Bearer),
+        let (token, source) = match access_token(head.headers, cookies)? {
+            Some(found) => found,
             None => {
-                let access = cookies
-                    .access_in_cookie()
-                    .then(|| read_cookie(head.headers, &cookies.access_cookie_name()))
-                    .flatten();
-                match access {
-                    Some(token) => (token, TokenSource::Cookie),
-                    None => {
-                        let err = Error::new(ErrorCode::Unauthorized);
-                        return self.silent_refresh(head, err).await;
-                    }
-                }
+                let err = Error::new(ErrorCode::Unauthorized);
+                return self.silent_refresh(head, err).await;
             }
         };
         if source == TokenSource::Cookie {
