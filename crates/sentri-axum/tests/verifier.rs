@@ -108,6 +108,8 @@ fn resource_app(verifier: Arc<dyn AccessVerifier>) -> Router {
     protected.merge(optional)
 }
 
+type MakeRequest = fn() -> Request<Body>;
+
 async fn text(app: &Router, req: Request<Body>) -> (u16, String) {
     let res = send(app, req).await;
     (res.status, String::from_utf8_lossy(&res.raw).into_owned())
@@ -238,7 +240,7 @@ async fn missing_bad_and_expired_tokens_answer_like_protect() {
             .body(Body::empty())
             .unwrap()
     };
-    let cases: Vec<(&str, fn() -> Request<Body>)> = vec![
+    let cases: [(&str, MakeRequest); 3] = [
         ("no token", || get("/me", None)),
         ("garbage", || get("/me", Some("not.a.token"))),
         ("empty bearer", empty_bearer),
