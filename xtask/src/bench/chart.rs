@@ -34,12 +34,13 @@ pub fn draw(path: &Path, results: &Results, quick: bool) -> crate::Result {
     for (i, (name, stats)) in rows.iter().enumerate() {
         let top = (rows.len() - i) as f64 - 0.15;
         let bottom = top - 0.7;
-        let color = if name.starts_with("sentri") {
-            RGBColor(0x2b, 0x6c, 0xb0)
-        } else if name == "bare" {
+        // Grey: ceilings; orange: what users write instead; blue: sentri.
+        let color = if matches!(name.as_str(), "bare" | "poem_bare" | "argon2id_verify") {
             RGBColor(0x55, 0x55, 0x55)
-        } else {
+        } else if name.starts_with("peer") {
             RGBColor(0xd9, 0x8c, 0x2b)
+        } else {
+            RGBColor(0x2b, 0x6c, 0xb0)
         };
         chart.draw_series(std::iter::once(Rectangle::new(
             [(0.0, bottom), (stats.rps, top)],

@@ -87,6 +87,9 @@ fn say(line: &str) -> crate::Result {
 }
 
 async fn serve(args: Args) -> crate::Result {
+    if let Some(rest) = args.scenario.strip_prefix("poem_") {
+        return poem_app::serve(&args, rest).await;
+    }
     if args.scenario == "memory_1m" {
         let mib = memory_1m().await?;
         say(&format!("metric memory_1m_mib {mib:.1}"))?;
@@ -216,14 +219,15 @@ async fn app(args: &Args, _addr: SocketAddr) -> crate::Result<Router> {
             .await?;
             sentri_me(&s, scenario).await?
         }
-        "login" | "refresh_pg" => {
-            let db = sentri_sea_orm::connect(&pg()?).await?;
-            let s = sentri(
-                Config::builder().hs256(SECRET),
-                Stores::from_backend(Arc::new(SeaOrmStore::new(db))),
-            )
-            .await?;
-            if scenario == "login" {
+        "login" | "login_memory" | "refresh_pg" => {
+            let stores = if scenario == "login_memory" {
+                memory()
+            } else {
+                let db = sentri_sea_orm::connect(&pg()?).await?;
+                Stores::from_backend(Arc::new(SeaOrmStore::new(db)))
+            };
+            let s = sentri(Config::builder().hs256(SECRET), stores).await?;
+            if scenario != "refresh_pg" {
                 register(&s, scenario).await?;
                 let body = serde_json::json!({
                     "identifier": identifier(scenario),
@@ -580,4 +584,85 @@ async fn memory_1m() -> crate::Result<f64> {
     let mib = after.saturating_sub(before) as f64 / (1024.0 * 1024.0);
     drop(store);
     Ok(mib)
+}
+
+// ---- poem: the same `GET /me` through sentri-poem ----
+
+mod poem_app {
+    use std::sync::Arc;
+
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    use poem::web::Json;
+    use poem::{EndpointExt, Route, get, handler};
+    use sentri_core::config::{Config, SessionCheck};
+    use sentri_core::store::Stores;
+    use sentri_sea_orm::SeaOrmStore;
+
+    use super::{Me, SECRET, login, memory, say, sentri};
+
+    #[handler]
+    fn bare_me() -> Json<Me<'static>> {
+        Json(Me {
+            id: "0191e6f4-3b4c-7d2e-8f00-5a6b7c8d9e0f".to_owned(),
+            identifier: "bare@bench.example.com",
+        })
+    }
+
+    #[handler]
+    fn sentri_me(user: sentri_poem::AuthUser) -> poem::Response {
+        use poem::IntoResponse;
+        Json(Me {
+            id: user.0.id().as_uuid().to_string(),
+            identifier: user.0.identifier(),
+        })
+        .into_response()
+    }
+
+    pub async fn serve(args: &super::Args, kind: &str) -> crate::Result {
+        let scenario = args.scenario.as_str();
+        let app = match kind {
+            "bare" => Route::new().at("/me", get(bare_me)).boxed(),
+            "stateless_hs256" | "always_pg" => {
+                let (builder, stores) = if kind == "always_pg" {
+                    let url = args
+                        .database_url
+                        .as_deref()
+                        .ok_or("this scenario needs --database-url")?;
+                    let db = sentri_sea_orm::connect(url).await?;
+                    (
+                        Config::builder().hs256(SECRET),
+                        Stores::from_backend(Arc::new(SeaOrmStore::new(db))),
+                    )
+                } else {
+                    (
+                        Config::builder()
+                            .hs256(SECRET)
+                            .session_check(SessionCheck::Stateless),
+                        memory(),
+                    )
+                };
+                let s = sentri(builder, stores).await?;
+                let out = login(&s, scenario).await?;
+                say(&format!(
+                    "header Authorization: Bearer {}",
+                    out.tokens.access_token
+                ))?;
+                Route::new()
+                    .at("/me", get(sentri_me).with(sentri_poem::protect(&s)))
+                    .boxed()
+            }
+            other => return Err(format!("unknown scenario poem_{other}").into()),
+        };
+        let acceptor = TcpListener::bind(format!("127.0.0.1:{}", args.port))
+            .into_acceptor()
+            .await?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .ok_or("poem listener without an address")?;
+        say(&format!("ready {port}"))?;
+        poem::Server::new_with_acceptor(acceptor).run(app).await?;
+        Ok(())
+    }
 }
