@@ -13,6 +13,11 @@
 //! sentri-server migrate                 # apply migrations and exit
 //! ```
 //!
+//! With `SENTRI_REDIS_URL`, idempotency and login throttling live in Redis
+//! (`sentri-redis`) and logouts are fanned out to every instance's session
+//! cache (`SENTRI_SESSION_CHECK=cached:30s`), so several instances behind a
+//! load balancer behave as one service.
+//!
 //! On start, `serve` migrates the database (safe when several instances
 //! start at once), loads the signing key (an EdDSA key generated once and
 //! persisted in the database unless `SENTRI_SECRET` sets an HMAC secret),
@@ -22,7 +27,7 @@
 //! |---|---|
 //! | `/auth/…` | every route of sentri's HTTP surface (register, login, refresh, …) |
 //! | `GET /healthz` | the process is up |
-//! | `GET /readyz` | the database answers (503 envelope when not) |
+//! | `GET /readyz` | the database (and Redis, when configured) answers (503 envelope when not) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above |
 //!
 //! Every setting, default and subcommand is documented in `docs/server.md`;

@@ -213,6 +213,25 @@ async fn migrate_subcommand_is_repeatable() {
 }
 
 #[test]
+fn an_unreachable_redis_fails_at_startup_naming_it_without_its_password() {
+    let dir = TestDir::new("dead-redis");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = format!("redis://:s3cret-redis-pw@127.0.0.1:{port}");
+    let out = run(&dir, &[("SENTRI_REDIS_URL", &url)], &["serve"], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("SENTRI_REDIS_URL") && out.stderr.contains("cannot connect to Redis"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cret-redis-pw"), "{}", out.stderr);
+    assert!(!out.stdout.contains("s3cret-redis-pw"), "{}", out.stdout);
+}
+
+#[test]
 fn bad_settings_fail_at_startup_naming_the_variable() {
     let dir = TestDir::new("bad-settings");
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
@@ -233,9 +252,14 @@ fn bad_settings_fail_at_startup_naming_the_variable() {
             "32 bytes",
         ),
         (
-            &[("SENTRI_REDIS_URL", "redis://127.0.0.1:6379")],
+            &[("SENTRI_REDIS_URL", "http://127.0.0.1:6379")],
             "SENTRI_REDIS_URL",
-            "not supported",
+            "redis://",
+        ),
+        (
+            &[("SENTRI_SESSION_CHECK", "cached:2h")],
+            "SENTRI_SESSION_CHECK",
+            "1 second to 1 hour",
         ),
         (&[("SENTRI_FRAMEWORK", "poem")], "SENTRI_FRAMEWORK", "poem"),
         (

@@ -241,7 +241,7 @@ async fn a_dead_redis_is_service_unavailable_and_the_server_recovers() {
     );
     let c = client();
     register(&c, &server, "ada@example.com").await;
-    let (access, _) = tokens(&login(&c, &server, "ada@example.com").await);
+    let (access, refresh) = tokens(&login(&c, &server, "ada@example.com").await);
     let ready = send(&c, Method::GET, &server.url("/readyz"), &[], None).await;
     assert_eq!(ready.status, 200, "{:?}", ready.body);
 
@@ -272,6 +272,22 @@ async fn a_dead_redis_is_service_unavailable_and_the_server_recovers() {
     assert_eq!(
         get_bearer(&c, &server, "/auth/me", &access).await.status,
         200
+    );
+    let r = post(
+        &c,
+        &server,
+        "/auth/refresh",
+        json!({ "refreshToken": refresh }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "refresh: {:?}", r.body);
+    let (access, _) = tokens(&r);
+    register(&c, &server, "cy@example.com").await;
+    let r = post_bearer(&c, &server, "/auth/logout", &access).await;
+    assert_eq!(r.status, 200, "logout: {:?}", r.body);
+    assert_eq!(
+        get_bearer(&c, &server, "/auth/me", &access).await.status,
+        401
     );
     eprintln!("redis down: login answered 503 in {first_login:?}, then {second_login:?}");
 
