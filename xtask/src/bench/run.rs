@@ -44,7 +44,7 @@ struct Plan {
 pub fn run(args: super::Args) -> crate::Result {
     let plan = if args.quick {
         Plan {
-            warmup: Duration::from_secs(1),
+            warmup: Duration::from_millis(500),
             duration: Duration::from_secs(3),
         }
     } else {
