@@ -9,12 +9,13 @@ use sentri_core::Sentri;
 use crate::error::ServerError;
 use crate::settings::{Framework, Settings};
 
-/// The auth routes, to nest under `/auth`.
+/// The axum auth routes, to nest under `/auth` (`SENTRI_FRAMEWORK=axum`;
+/// with `poem` the server builds `crate::poem_app` instead).
 ///
 /// # Errors
-/// None today; kept for adapters whose construction can fail.
+/// [`ServerError::Settings`]-free today; kept for adapters whose
+/// construction can fail.
 pub fn router(sentri: Sentri, settings: &Settings) -> Result<Router, ServerError> {
-    match settings.framework {
-        Framework::Axum => Ok(sentri_axum::router(sentri)),
-    }
+    debug_assert_eq!(settings.framework, Framework::Axum);
+    Ok(sentri_axum::router(sentri))
 }

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get};
-use sentri_axum::{CatchPanicLayer, SentriError, envelope};
+use bytes::Bytes;
+use sentri_axum::CatchPanicLayer;
+use sentri_core::http::{envelope_response, error_response};
 use sentri_core::store::ThrottleStore;
 use sentri_core::{Error, ErrorCode, Sentri};
 use sentri_redis::RedisStore;
@@ -125,14 +128,19 @@ pub fn server_routes(state: AppState) -> Router {
     router.with_state(state)
 }
 
-/// `GET /healthz`: the process is up.
-async fn healthz() -> Response {
-    envelope(StatusCode::OK, "ok", serde_json::json!({ "status": "up" }))
+/// `GET /healthz`: the process is up. Framework-free, so both adapters
+/// answer it byte for byte alike.
+pub fn healthz_response() -> http::Response<Bytes> {
+    envelope_response(
+        StatusCode::OK,
+        "ok",
+        Some(serde_json::json!({ "status": "up" })),
+    )
 }
 
 /// `GET /readyz`: the stores answer (one cheap query each, bounded in
 /// time): the database, and Redis when configured.
-async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz_response(state: &AppState) -> http::Response<Bytes> {
     let database = async {
         match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
             Ok(Ok(())) => true,
@@ -167,53 +175,73 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match (database, redis) {
         (false, _) => unavailable("database unavailable"),
         (true, Some(false)) => unavailable("redis unavailable"),
-        (true, None) => envelope(
+        (true, None) => envelope_response(
             StatusCode::OK,
             "ready",
-            serde_json::json!({ "database": "up" }),
+            Some(serde_json::json!({ "database": "up" })),
         ),
-        (true, Some(true)) => envelope(
+        (true, Some(true)) => envelope_response(
             StatusCode::OK,
             "ready",
-            serde_json::json!({ "database": "up", "redis": "up" }),
+            Some(serde_json::json!({ "database": "up", "redis": "up" })),
         ),
     }
 }
 
-fn unavailable(message: &'static str) -> Response {
-    SentriError(Error::with_message(ErrorCode::ServiceUnavailable, message)).into_response()
+fn unavailable(message: &'static str) -> http::Response<Bytes> {
+    error_response(&Error::with_message(ErrorCode::ServiceUnavailable, message))
 }
 
 /// `GET /openapi.json`.
+pub fn openapi_response(state: &AppState) -> http::Response<Bytes> {
+    let mut res = http::Response::new(Bytes::copy_from_slice(&state.openapi));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+async fn healthz() -> Response {
+    healthz_response().map(Body::from)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    readyz_response(&state).await.map(Body::from)
+}
+
 async fn openapi(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        state.openapi.to_vec(),
-    )
-        .into_response()
+    openapi_response(&state).map(Body::from)
+}
+
+/// One access-log line (method, path, status, time; never a header value,
+/// a query string or a body), shared by both adapters.
+pub(crate) fn log_request(method: &Method, path: &str, status: u16, started: Instant) {
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    // Probes would drown the log at `info`.
+    if matches!(path, "/healthz" | "/readyz") && status < 400 {
+        tracing::debug!(target: "sentri_server::access", %method, path = %path, status, elapsed_ms, "request");
+    } else {
+        tracing::info!(target: "sentri_server::access", %method, path = %path, status, elapsed_ms, "request");
+    }
+}
+
+/// At `trace`: the header names of a request (values carry tokens,
+/// cookies and API keys).
+pub(crate) fn trace_request(method: &Method, path: &str, headers: &http::HeaderMap) {
+    if tracing::enabled!(target: "sentri_server::access", tracing::Level::TRACE) {
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        tracing::trace!(target: "sentri_server::access", %method, path = %path, headers = ?names, "request received");
+    }
 }
 
 async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    if tracing::enabled!(target: "sentri_server::access", tracing::Level::TRACE) {
-        // Header names only: values carry tokens, cookies and API keys.
-        let names: Vec<&str> = request.headers().keys().map(|k| k.as_str()).collect();
-        tracing::trace!(target: "sentri_server::access", %method, path = %path, headers = ?names, "request received");
-    }
+    trace_request(&method, &path, request.headers());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    // Probes would drown the log at `info`.
-    if matches!(path.as_str(), "/healthz" | "/readyz") && status < 400 {
-        tracing::debug!(target: "sentri_server::access", %method, path = %path, status, elapsed_ms, "request");
-    } else {
-        tracing::info!(target: "sentri_server::access", %method, path = %path, status, elapsed_ms, "request");
-    }
+    log_request(&method, &path, response.status().as_u16(), started);
     response
 }
 

@@ -64,6 +64,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod openapi;
+mod poem_app;
 pub mod run;
 pub mod settings;
 

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::error::ServerError;
 use crate::http::{self, AppState};
-use crate::settings::Settings;
+use crate::settings::{Framework, Settings};
 
 /// How long in-flight requests may run after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -215,8 +215,6 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         .map_err(|e| ServerError::Startup(format!("cannot read the bound address: {e}")))?;
 
     let state = AppState::new(sentri.clone(), store).with_redis(redis.map(|r| r.store));
-    let app = http::app(state, &settings)?;
-
     let background = spawn_background(&sentri);
     let redis_shown = settings.redis_url_redacted();
     tracing::info!(
@@ -224,19 +222,40 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         cookies = settings.cookies.as_str(),
         session_check = ?sentri.config().session_check(),
         redis = redis_shown.is_some(),
+        framework = ?settings.framework,
         "listening on http://{addr}"
     );
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let signalled = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = signalled_tx.send(());
-    });
+    };
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match settings.framework {
+            Framework::Axum => {
+                let app = http::app(state, &settings)?;
+                Box::pin(std::future::IntoFuture::into_future(
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(signalled),
+                ))
+            }
+            Framework::Poem => {
+                let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)
+                    .map_err(|e| ServerError::Startup(format!("cannot accept on {addr}: {e}")))?;
+                Box::pin(
+                    poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                        crate::poem_app::app(state),
+                        signalled,
+                        Some(SHUTDOWN_GRACE),
+                    ),
+                )
+            }
+        };
     let drained = async move {
         if signalled_rx.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -245,7 +264,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         }
     };
     let result = tokio::select! {
-        r = std::future::IntoFuture::into_future(server) => r.map_err(|e| ServerError::Startup(format!("server error: {e}"))),
+        r = server => r.map_err(|e| ServerError::Startup(format!("server error: {e}"))),
         () = drained => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
             Ok(())

@@ -269,6 +269,8 @@ pub enum Framework {
     /// `sentri-axum`.
     #[default]
     Axum,
+    /// `sentri-poem`.
+    Poem,
 }
 
 /// A secret value: zeroized on drop, never printed.
@@ -465,12 +467,7 @@ impl Settings {
         };
         let framework = match raw.get(Key::Framework).map(str::trim) {
             None | Some("axum") => Framework::Axum,
-            Some("poem") => {
-                return Err(raw.err(
-                    Key::Framework,
-                    "poem is not available in sentri-server yet; use axum",
-                ));
-            }
+            Some("poem") => Framework::Poem,
             Some(other) => {
                 return Err(raw.err(
                     Key::Framework,
@@ -940,7 +937,6 @@ mod tests {
                 &[("SENTRI_TRUSTED_PROXIES", "10.0.0.0/8")],
                 "SENTRI_TRUSTED_PROXIES",
             ),
-            (&[("SENTRI_FRAMEWORK", "poem")], "SENTRI_FRAMEWORK"),
             (&[("SENTRI_FRAMEWORK", "actix")], "SENTRI_FRAMEWORK"),
             (&[("SENTRI_SECRET", "")], "SENTRI_SECRET"),
         ];
@@ -950,9 +946,15 @@ mod tests {
     }
 
     #[test]
-    fn poem_error_says_not_available() {
-        let e = load(&[("SENTRI_FRAMEWORK", "poem")]).unwrap_err();
-        assert!(e.problem().contains("not available"), "{e}");
+    fn poem_is_a_framework() {
+        assert_eq!(
+            load(&[("SENTRI_FRAMEWORK", "poem")]).unwrap().framework,
+            Framework::Poem
+        );
+        assert_eq!(
+            load(&[("SENTRI_FRAMEWORK", "axum")]).unwrap().framework,
+            Framework::Axum
+        );
     }
 
     #[test]
