@@ -261,7 +261,11 @@ fn bad_settings_fail_at_startup_naming_the_variable() {
             "SENTRI_SESSION_CHECK",
             "1 second to 1 hour",
         ),
-        (&[("SENTRI_FRAMEWORK", "actix")], "SENTRI_FRAMEWORK", "actix"),
+        (
+            &[("SENTRI_FRAMEWORK", "actix")],
+            "SENTRI_FRAMEWORK",
+            "actix",
+        ),
         (
             &[("SENTRI_COOKIES", "sometimes")],
             "SENTRI_COOKIES",

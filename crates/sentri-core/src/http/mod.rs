@@ -70,10 +70,10 @@
 //! refresh cookie rotates the pair and returns the new `Set-Cookie`
 //! values for the same response (F-24).
 
-pub mod guard;
 mod auth;
 mod body;
 mod cookies;
+pub mod guard;
 mod idempotency;
 mod response;
 mod routes;
