@@ -137,6 +137,25 @@ impl KeyStore for SeaOrmStore {
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(2 * attempts)).await;
                 }
+                // MySQL: concurrent rotations can deadlock on the unique
+                // index's gap locks even after the transaction retries;
+                // the victim was rolled back, so running again is safe.
+                // Jittered by the (random) kid so racers spread out.
+                Err(e)
+                    if e.kind() == StoreErrorKind::Unavailable
+                        && self.backend() == DbBackend::MySql
+                        && attempts < 16 =>
+                {
+                    let jitter = key
+                        .kid
+                        .bytes()
+                        .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b))
+                        % 7;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        (jitter + 1) * 3 * attempts,
+                    ))
+                    .await;
+                }
                 other => return other,
             }
         }
