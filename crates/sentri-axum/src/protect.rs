@@ -10,14 +10,13 @@ use std::task::{Context, Poll};
 use axum::extract::Request;
 use axum::response::Response;
 use http::header::SET_COOKIE;
-use http::request::Parts;
 use sentri_core::config::CookieConfig;
-use sentri_core::http::{Api, Head, TokenSource, access_token, check_origin};
-use sentri_core::{AccessVerifier, AuthUser, Error, ErrorCode, Sentri};
+use sentri_core::http::{Api, Head, verify_request};
+use sentri_core::{AccessVerifier, Sentri};
 use tower::{Layer, Service};
 
 use crate::error::SentriError;
-use crate::guards::{GuardLayer, PermitRequest, permit};
+use crate::guards::GuardLayer;
 use crate::router::peer;
 
 /// Marks a request that went through a [`ProtectLayer`].
@@ -193,11 +192,7 @@ pub fn protect_with_verifier(verifier: Arc<dyn AccessVerifier>) -> VerifierProte
 /// for a resource server, which has no [`Sentri`] whose `valid_roles` the
 /// roles could be checked against at build time.
 pub fn authorize_roles<const N: usize>(roles: [&str; N]) -> GuardLayer {
-    let roles: Arc<Vec<String>> = Arc::new(roles.iter().map(|r| (*r).to_owned()).collect());
-    permit(move |req: PermitRequest| {
-        let roles = roles.clone();
-        async move { req.user.require_any_role(&roles).is_ok() }
-    })
+    sentri_core::http::guard::Guard::require_roles(&roles).into()
 }
 
 /// The layer of [`protect_with_verifier`].
@@ -256,17 +251,6 @@ pub struct VerifierProtectService<S> {
     layer: VerifierProtectLayer,
 }
 
-impl VerifierProtectLayer {
-    async fn authenticate(&self, parts: &Parts) -> Result<AuthUser, Error> {
-        let (token, source) = access_token(&parts.headers, &self.cookies)?
-            .ok_or_else(|| Error::new(ErrorCode::Unauthorized))?;
-        if source == TokenSource::Cookie {
-            check_origin(&self.cookies, &parts.method, &parts.uri, &parts.headers)?;
-        }
-        self.verifier.verify_access(token).await
-    }
-}
-
 impl<S> Service<Request> for VerifierProtectService<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -286,14 +270,17 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            match layer.authenticate(&parts).await {
-                Ok(user) => {
+            let head = Head {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+                peer: None,
+            };
+            match verify_request(&*layer.verifier, &layer.cookies, head, layer.optional).await {
+                Ok(Some(user)) => {
                     parts.extensions.insert(user);
                 }
-                Err(err)
-                    if layer.optional
-                        && !err.is(&ErrorCode::ServiceUnavailable)
-                        && !err.is_unhandled() => {}
+                Ok(None) => {}
                 Err(err) => {
                     return Ok(axum::response::IntoResponse::into_response(SentriError(
                         err,

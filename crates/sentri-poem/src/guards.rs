@@ -65,6 +65,13 @@ pub fn try_authorize<const N: usize>(sentri: &Sentri, roles: [&str; N]) -> Resul
     CoreGuard::authorize(sentri, &roles).map(Guard::from)
 }
 
+/// Require at least one of `roles` (F-21), else `FORBIDDEN`: `authorize`
+/// for a resource server, which has no [`Sentri`] whose `valid_roles` the
+/// roles could be checked against at build time.
+pub fn authorize_roles<const N: usize>(roles: [&str; N]) -> Guard {
+    CoreGuard::require_roles(&roles).into()
+}
+
 /// A resource-level check (F-22): `FORBIDDEN` when `check` answers
 /// `false`.
 ///

@@ -85,10 +85,13 @@ pub use error::{
 };
 pub use extract::{AuthUser, BodyLimit, DEFAULT_BODY_LIMIT, Json, MaybeAuthUser, Path, Query};
 pub use guards::{
-    Guard, GuardEndpoint, PermitRequest, authorize, permit, permit_roles, require_self,
-    require_verified_email, try_authorize,
+    Guard, GuardEndpoint, PermitRequest, authorize, authorize_roles, permit, permit_roles,
+    require_self, require_verified_email, try_authorize,
 };
 pub use idempotency::{Idempotency, IdempotencyEndpoint, idempotency};
-pub use protect::{Protect, ProtectEndpoint, protect, protect_optional};
+pub use protect::{
+    Protect, ProtectEndpoint, VerifierProtect, VerifierProtectEndpoint, protect, protect_optional,
+    protect_with_verifier,
+};
 pub use routes::{SentriRoutes, routes, routes_with};
 pub use sentri_core::http::IdempotencyKey;

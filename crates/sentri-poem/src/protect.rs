@@ -2,8 +2,11 @@
 
 use http::header::SET_COOKIE;
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
-use sentri_core::Sentri;
-use sentri_core::http::{Api, Head};
+use std::sync::Arc;
+
+use sentri_core::config::CookieConfig;
+use sentri_core::http::{Api, Head, verify_request};
+use sentri_core::{AccessVerifier, Sentri};
 
 use crate::error::{SentriError, error_to_response};
 use crate::routes::peer;
@@ -123,5 +126,119 @@ impl<E: Endpoint> Endpoint for ProtectEndpoint<E> {
             res.headers_mut().append(SET_COOKIE, cookie);
         }
         Ok(res)
+    }
+}
+
+/// `protect` backed by any [`AccessVerifier`]: in a resource server, a
+/// [`JwksVerifier`](sentri_core::client::JwksVerifier) that checks the auth
+/// server's tokens against its published keys, with no database (client
+/// mode, F-16). The token is read and checked by
+/// [`sentri_core::http::verify_request`], as in `sentri-axum`; the user goes
+/// into the request's extensions, so [`crate::AuthUser`],
+/// [`crate::authorize_roles`], [`crate::permit`] and [`crate::require_self`]
+/// work as behind [`protect`]. There is no silent refresh.
+///
+/// ```
+/// use std::sync::Arc;
+/// use poem::{EndpointExt, Route, get, handler};
+/// use sentri_poem::{AuthUser, authorize_roles, protect_with_verifier};
+/// use sentri_core::AccessVerifier;
+///
+/// #[handler]
+/// fn admin(user: AuthUser) -> String {
+///     user.identifier().to_owned()
+/// }
+///
+/// fn app(verifier: Arc<dyn AccessVerifier>) -> Route {
+///     Route::new().at(
+///         "/admin",
+///         get(admin).with(authorize_roles(["admin"])).with(protect_with_verifier(verifier)),
+///     )
+/// }
+/// ```
+pub fn protect_with_verifier(verifier: Arc<dyn AccessVerifier>) -> VerifierProtect {
+    VerifierProtect {
+        verifier,
+        cookies: Arc::new(CookieConfig::default()),
+        optional: false,
+    }
+}
+
+/// The middleware of [`protect_with_verifier`].
+#[derive(Clone)]
+pub struct VerifierProtect {
+    verifier: Arc<dyn AccessVerifier>,
+    cookies: Arc<CookieConfig>,
+    optional: bool,
+}
+
+impl std::fmt::Debug for VerifierProtect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierProtect")
+            .field("cookies", &self.cookies)
+            .field("optional", &self.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierProtect {
+    /// Read the access cookie too, as the auth server sets it; a
+    /// state-changing request authenticated by it must then come from one
+    /// of `allowed_origins` (CSRF). Default: the bearer header only.
+    #[must_use]
+    pub fn cookies(mut self, cookies: CookieConfig) -> Self {
+        self.cookies = Arc::new(cookies);
+        self
+    }
+
+    /// The optional variant: a request without a valid token goes on
+    /// without a user; only `SERVICE_UNAVAILABLE` is still answered.
+    #[must_use]
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for VerifierProtect {
+    type Output = VerifierProtectEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        VerifierProtectEndpoint {
+            inner: ep,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The endpoint of [`VerifierProtect`].
+#[derive(Debug)]
+pub struct VerifierProtectEndpoint<E> {
+    inner: E,
+    layer: VerifierProtect,
+}
+
+impl<E: Endpoint> Endpoint for VerifierProtectEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> poem::Result<E::Output> {
+        let head = Head {
+            method: req.method(),
+            uri: req.original_uri(),
+            headers: req.headers(),
+            peer: peer(&req),
+        };
+        let user = verify_request(
+            &*self.layer.verifier,
+            &self.layer.cookies,
+            head,
+            self.layer.optional,
+        )
+        .await
+        .map_err(SentriError)?;
+        if let Some(user) = user {
+            req.extensions_mut().insert(user);
+        }
+        req.extensions_mut().insert(Protected);
+        self.inner.call(req).await
     }
 }

@@ -88,6 +88,39 @@ pub fn access_token<'h>(
         .map(|token| (token, TokenSource::Cookie)))
 }
 
+/// `protect` for any [`AccessVerifier`](crate::AccessVerifier) (client
+/// mode, F-16): read the token as [`access_token`] does, check the origin
+/// of a cookie-authenticated write (CSRF), and verify. A missing token is
+/// `UNAUTHORIZED`. With `optional`, a missing or bad token yields `None`;
+/// `SERVICE_UNAVAILABLE` and unexpected failures are still errors. Both
+/// adapters' `protect_with_verifier` call this.
+///
+/// # Errors
+/// `UNAUTHORIZED`, `FORBIDDEN` (CSRF), and the verifier's errors.
+pub async fn verify_request(
+    verifier: &dyn crate::AccessVerifier,
+    cookies: &CookieConfig,
+    head: Head<'_>,
+    optional: bool,
+) -> Result<Option<AuthUser>> {
+    let outcome = async {
+        let (token, source) = access_token(head.headers, cookies)?
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized))?;
+        if source == TokenSource::Cookie {
+            check_origin(cookies, head.method, head.uri, head.headers)?;
+        }
+        verifier.verify_access(token).await
+    }
+    .await;
+    match outcome {
+        Ok(user) => Ok(Some(user)),
+        Err(err) if optional && !err.is(&ErrorCode::ServiceUnavailable) && !err.is_unhandled() => {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
 impl Api {
     /// What is known of the client: `User-Agent` and the address (the peer,
     /// or `X-Forwarded-For` through a trusted proxy).

@@ -93,6 +93,17 @@ impl Guard {
         }))
     }
 
+    /// Require at least one of `roles`, without checking them against a
+    /// configuration: `authorize` for a resource server, which has no
+    /// [`Sentri`] whose `valid_roles` it could check at build time.
+    pub fn require_roles(roles: &[&str]) -> Self {
+        let roles: Arc<Vec<String>> = Arc::new(roles.iter().map(|r| (*r).to_owned()).collect());
+        Self::new(move |req: PermitRequest| {
+            let roles = roles.clone();
+            async move { req.user.require_any_role(&roles) }
+        })
+    }
+
     /// A resource-level check (F-22): `FORBIDDEN` when `check` answers
     /// `false`.
     pub fn permit<F, Fut>(check: F) -> Self

@@ -88,7 +88,7 @@ use http::{HeaderMap, Method, Uri};
 
 use crate::service::Sentri;
 
-pub use auth::{Authenticated, TokenSource, access_token};
+pub use auth::{Authenticated, TokenSource, access_token, verify_request};
 pub use body::{
     check_content_length, is_json_content_type, json_error, too_large as payload_too_large,
 };
