@@ -4,17 +4,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, JoinType, Order, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use sentri_core::model::{
     ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, UserId,
 };
 use sentri_core::store::{SessionStore, StoreResult};
 
-use crate::entity::{sessions, user_roles, users};
+use crate::entity::sessions;
 use crate::error::map_db_err;
 use crate::{SeaOrmStore, chrono_duration, micros};
 
@@ -30,56 +30,68 @@ fn to_session(m: &sessions::Model) -> Session {
     }
 }
 
-/// The live session joined with its user and the user's roles: one indexed
-/// round trip (primary-key lookups on all three tables, one row per role).
+/// The live session joined with its user and the user's roles.
+///
+/// This runs on every protected request in [`SessionCheck::Always`] mode, so
+/// it is one fixed statement (the same SQL text every call, which the
+/// driver keeps prepared), primary-key lookups on all three tables, only
+/// the columns an [`ActiveSession`] needs (never the refresh hashes), and
+/// one row per role; roles are sorted here rather than by the database.
+///
+/// [`SessionCheck::Always`]: sentri_core::SessionCheck::Always
 pub(crate) async fn active_session(
     conn: &impl ConnectionTrait,
     id: SessionId,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<ActiveSession>> {
-    let mut q = Query::select();
-    for col in sessions::Column::iter() {
-        q.column((sessions::Entity, col));
+    macro_rules! sql {
+        ($where:literal) => {
+            concat!(
+                "SELECT s.user_id, s.user_agent, s.ip, s.created_at, s.last_active_at, ",
+                "s.expires_at, u.identifier, u.email_verified_at, r.role ",
+                "FROM sentri_sessions s ",
+                "JOIN sentri_users u ON u.id = s.user_id ",
+                "LEFT JOIN sentri_user_roles r ON r.user_id = s.user_id ",
+                $where
+            )
+        };
     }
-    q.column((users::Entity, users::Column::Identifier))
-        .column((users::Entity, users::Column::EmailVerifiedAt))
-        .column((user_roles::Entity, user_roles::Column::Role))
-        .from(sessions::Entity)
-        .join(
-            JoinType::InnerJoin,
-            users::Entity,
-            Expr::col((users::Entity, users::Column::Id))
-                .equals((sessions::Entity, sessions::Column::UserId)),
-        )
-        .join(
-            JoinType::LeftJoin,
-            user_roles::Entity,
-            Expr::col((user_roles::Entity, user_roles::Column::UserId))
-                .equals((sessions::Entity, sessions::Column::UserId)),
-        )
-        .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(id.0))
-        .and_where(Expr::col((sessions::Entity, sessions::Column::ExpiresAt)).gt(now))
-        .order_by((user_roles::Entity, user_roles::Column::Role), Order::Asc);
-    let rows = conn.query_all(&q).await.map_err(map_db_err)?;
+    const PG: &str = sql!("WHERE s.id = $1 AND s.expires_at > $2");
+    const OTHER: &str = sql!("WHERE s.id = ? AND s.expires_at > ?");
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => PG,
+        _ => OTHER,
+    };
+    let statement = Statement::from_sql_and_values(backend, sql, [id.0.into(), now.into()]);
+    let rows = conn.query_all_raw(statement).await.map_err(map_db_err)?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let model = sessions::Model::from_query_result(first, "").map_err(map_db_err)?;
-    let identifier: String = first.try_get("", "identifier").map_err(map_db_err)?;
-    let email_verified_at: Option<DateTime<Utc>> =
-        first.try_get("", "email_verified_at").map_err(map_db_err)?;
+    let session = Session {
+        id,
+        user_id: UserId(first.try_get_by_index(0).map_err(map_db_err)?),
+        user_agent: first.try_get_by_index(1).map_err(map_db_err)?,
+        ip: first.try_get_by_index(2).map_err(map_db_err)?,
+        created_at: first.try_get_by_index(3).map_err(map_db_err)?,
+        last_active_at: first.try_get_by_index(4).map_err(map_db_err)?,
+        expires_at: first.try_get_by_index(5).map_err(map_db_err)?,
+    };
+    let identifier: String = first.try_get_by_index(6).map_err(map_db_err)?;
+    let email_verified_at: Option<DateTime<Utc>> = first.try_get_by_index(7).map_err(map_db_err)?;
     let mut roles = Vec::with_capacity(rows.len());
     for row in &rows {
         if let Some(role) = row
-            .try_get::<Option<String>>("", "role")
+            .try_get_by_index::<Option<String>>(8)
             .map_err(map_db_err)?
         {
             roles.push(role);
         }
     }
+    roles.sort_unstable();
     roles.dedup();
     Ok(Some(ActiveSession {
-        session: to_session(&model),
+        session,
         identifier,
         roles,
         email_verified_at,
