@@ -186,9 +186,6 @@ pub trait UserStore: Send + Sync + 'static {
     /// user does not exist.
     async fn set_email_verified(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<User>;
 
-    /// Record a successful login time. `NotFound` when the user does not exist.
-    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
-
     /// Whether any user holds `role` (used by bootstrap).
     async fn any_user_with_role(&self, role: &str) -> StoreResult<bool>;
 }
@@ -196,7 +193,10 @@ pub trait UserStore: Send + Sync + 'static {
 /// Login sessions and their refresh tokens.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Create a session. `Conflict` if the id exists.
+    /// Create the session of a successful login and set its user's
+    /// `last_login_at` to `session.created_at`, as one atomic write (a login
+    /// costs one commit). `NotFound` if the user does not exist, `Conflict`
+    /// if the id exists; either way nothing is changed.
     async fn create_session(&self, session: NewSession) -> StoreResult<Session>;
 
     /// The session if it exists and has not expired at `now`, joined with

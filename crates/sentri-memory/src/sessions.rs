@@ -126,9 +126,9 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create_session(&self, new: NewSession) -> StoreResult<Session> {
-        if self.inner.users.read().get(&new.user_id).is_none() {
-            return Err(StoreError::not_found());
-        }
+        // Lock order: users, then sessions (never the other way round).
+        let mut users = self.inner.users.write();
+        let user = users.get_mut(&new.user_id)?;
         let session = Session {
             id: new.id,
             user_id: new.user_id,
@@ -158,6 +158,7 @@ impl SessionStore for MemoryStore {
             .entry(new.user_id)
             .or_default()
             .push(new.id);
+        user.last_login_at = Some(new.created_at);
         Ok(session)
     }
 

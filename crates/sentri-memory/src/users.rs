@@ -25,7 +25,7 @@ impl Users {
         self.by_id.get(id).map(|r| &r.user)
     }
 
-    fn get_mut(&mut self, id: &UserId) -> StoreResult<&mut User> {
+    pub(crate) fn get_mut(&mut self, id: &UserId) -> StoreResult<&mut User> {
         self.by_id
             .get_mut(id)
             .map(|r| &mut r.user)
@@ -162,12 +162,6 @@ impl UserStore for MemoryStore {
             user.updated_at = at;
         }
         Ok(user.clone())
-    }
-
-    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
-        let mut users = self.inner.users.write();
-        users.get_mut(&id)?.last_login_at = Some(at);
-        Ok(())
     }
 
     async fn any_user_with_role(&self, role: &str) -> StoreResult<bool> {

@@ -12,11 +12,11 @@ use sea_orm::{
 use sentri_core::model::{
     ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, UserId,
 };
-use sentri_core::store::{SessionStore, StoreResult};
+use sentri_core::store::{SessionStore, StoreError, StoreResult};
 
-use crate::entity::sessions;
+use crate::entity::{sessions, users};
 use crate::error::map_db_err;
-use crate::{SeaOrmStore, chrono_duration, micros};
+use crate::{SeaOrmStore, chrono_duration, micros, retry};
 
 fn to_session(m: &sessions::Model) -> Session {
     Session {
@@ -103,21 +103,68 @@ impl SessionStore for SeaOrmStore {
     async fn create_session(&self, session: NewSession) -> StoreResult<Session> {
         let created_at = micros(session.created_at);
         let expires_at = micros(session.expires_at);
-        sessions::Entity::insert(sessions::ActiveModel {
-            id: Set(session.id.0),
-            user_id: Set(session.user_id.0),
-            refresh_hash: Set(session.refresh_hash.as_bytes().to_vec()),
-            previous_refresh_hash: Set(None),
-            rotated_at: Set(None),
-            user_agent: Set(session.user_agent.clone()),
-            ip: Set(session.ip.clone()),
-            created_at: Set(created_at),
-            last_active_at: Set(created_at),
-            expires_at: Set(expires_at),
-        })
-        .exec_without_returning(&self.db)
-        .await
-        .map_err(map_db_err)?;
+        if self.backend() == DbBackend::Postgres {
+            // One statement, so one round trip and one commit: the INSERT
+            // takes its user id from the UPDATE, so an unknown user inserts
+            // nothing, and a conflicting id undoes the UPDATE with it.
+            const SQL: &str = "WITH login AS (\
+                UPDATE sentri_users SET last_login_at = $3 WHERE id = $2 RETURNING id) \
+                INSERT INTO sentri_sessions (id, user_id, refresh_hash, user_agent, ip, \
+                created_at, last_active_at, expires_at) \
+                SELECT $1, login.id, $4, $5, $6, $3, $3, $7 FROM login";
+            let res = self
+                .db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    SQL,
+                    [
+                        session.id.0.into(),
+                        session.user_id.0.into(),
+                        created_at.into(),
+                        session.refresh_hash.as_bytes().to_vec().into(),
+                        session.user_agent.clone().into(),
+                        session.ip.clone().into(),
+                        expires_at.into(),
+                    ],
+                ))
+                .await
+                .map_err(map_db_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::not_found());
+            }
+        } else {
+            retry(|| async {
+                let txn = self.begin().await?;
+                let login = users::Entity::update_many()
+                    .col_expr(users::Column::LastLoginAt, Expr::value(created_at))
+                    .filter(users::Column::Id.eq(session.user_id.0))
+                    .exec(&txn)
+                    .await
+                    .map_err(map_db_err)?;
+                if login.rows_affected == 0 {
+                    return Err(StoreError::not_found());
+                }
+                sessions::Entity::insert(sessions::ActiveModel {
+                    id: Set(session.id.0),
+                    user_id: Set(session.user_id.0),
+                    refresh_hash: Set(session.refresh_hash.as_bytes().to_vec()),
+                    previous_refresh_hash: Set(None),
+                    rotated_at: Set(None),
+                    user_agent: Set(session.user_agent.clone()),
+                    ip: Set(session.ip.clone()),
+                    created_at: Set(created_at),
+                    last_active_at: Set(created_at),
+                    expires_at: Set(expires_at),
+                })
+                .exec_without_returning(&txn)
+                .await
+                .map_err(map_db_err)?;
+                sea_orm::TransactionSession::commit(txn)
+                    .await
+                    .map_err(map_db_err)
+            })
+            .await?;
+        }
         Ok(Session {
             id: session.id,
             user_id: session.user_id,

@@ -304,19 +304,6 @@ impl UserStore for SeaOrmStore {
         require_user(&self.db, id.0).await
     }
 
-    async fn record_login(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
-        let res = users::Entity::update_many()
-            .col_expr(users::Column::LastLoginAt, Expr::value(micros(at)))
-            .filter(users::Column::Id.eq(id.0))
-            .exec(&self.db)
-            .await
-            .map_err(map_db_err)?;
-        if res.rows_affected == 0 {
-            return Err(StoreError::not_found());
-        }
-        Ok(())
-    }
-
     async fn any_user_with_role(&self, role: &str) -> StoreResult<bool> {
         let found = user_roles::Entity::find()
             .select_only()

@@ -290,7 +290,9 @@ impl Sentri {
             .client
             .user_agent
             .map(|ua| truncate_utf8(ua, MAX_USER_AGENT_BYTES));
-        self.0
+        // One write: the session and the user's last_login_at.
+        let created = self
+            .0
             .stores
             .sessions
             .create_session(NewSession {
@@ -302,8 +304,15 @@ impl Sentri {
                 created_at: now,
                 expires_at,
             })
-            .await?;
-        users.record_login(record.user.id, now).await?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // The user was deleted since the lookup: as if unknown.
+            Err(err) if err.kind() == StoreErrorKind::NotFound => {
+                return Err(Error::new(ErrorCode::InvalidCredentials));
+            }
+            Err(err) => return Err(err.into()),
+        }
         let mut user = record.user;
         user.last_login_at = Some(now);
         let tokens = self.issue_tokens(

@@ -240,7 +240,6 @@ macro_rules! user_store_tests {
             replace_password_hash,
             add_and_remove_roles,
             set_email_verified,
-            record_login,
             any_user_with_role,
             concurrent_create_user,
             concurrent_add_roles,
@@ -267,6 +266,7 @@ macro_rules! session_store_tests {
             $factory;
             create_and_find_active,
             create_session_conflict,
+            create_session_records_login,
             find_active_missing,
             find_active_reflects_user_changes,
             rotate_refresh,

@@ -182,6 +182,64 @@ pub async fn create_session_conflict<S: UserStore + SessionStore + ?Sized>(store
     );
 }
 
+/// `create_session` sets the user's `last_login_at` to the session's
+/// `created_at` (each time); for an unknown user it is `NotFound` and
+/// creates nothing; a conflicting id leaves `last_login_at` alone.
+pub async fn create_session_records_login<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {
+    let at = now();
+    let user = create_user(&*store, &[], at).await;
+    let last_login = |store: Arc<S>| async move {
+        ok(store.find_user(user.id).await, "find_user")
+            .expect("user exists")
+            .user
+            .last_login_at
+    };
+    assert_eq!(
+        last_login(store.clone()).await,
+        None,
+        "a new user never logged in"
+    );
+
+    let first = new_session(user.id, plus(at, 30), plus(at, 3600));
+    create(&*store, &first).await;
+    assert_eq!(
+        last_login(store.clone()).await,
+        Some(first.created_at),
+        "create_session must set last_login_at"
+    );
+    let second = new_session(user.id, plus(at, 60), plus(at, 3600));
+    create(&*store, &second).await;
+    assert_eq!(
+        last_login(store.clone()).await,
+        Some(second.created_at),
+        "create_session must overwrite last_login_at"
+    );
+
+    let mut conflicting = new_session(user.id, plus(at, 90), plus(at, 3600));
+    conflicting.id = first.id;
+    expect_err(
+        store.create_session(conflicting).await,
+        StoreErrorKind::Conflict,
+        "create_session with an existing id",
+    );
+    assert_eq!(
+        last_login(store.clone()).await,
+        Some(second.created_at),
+        "a conflicting create_session must not record a login"
+    );
+
+    let orphan = new_session(UserId::new(), at, plus(at, 3600));
+    expect_err(
+        store.create_session(orphan.clone()).await,
+        StoreErrorKind::NotFound,
+        "create_session for an unknown user",
+    );
+    assert!(
+        active(&*store, orphan.id, at).await.is_none(),
+        "a session for an unknown user must not be created"
+    );
+}
+
 /// Unknown session ids are `Ok(None)`.
 pub async fn find_active_missing<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {
     assert!(

@@ -406,36 +406,6 @@ pub async fn set_email_verified<S: UserStore + ?Sized>(store: Arc<S>) {
     );
 }
 
-/// `record_login` sets `last_login_at` (each time); `NotFound` for an unknown
-/// user.
-pub async fn record_login<S: UserStore + ?Sized>(store: Arc<S>) {
-    let at = now();
-    let user = create_user(&*store, &[], at).await;
-    let t1 = plus(at, 30);
-    ok(store.record_login(user.id, t1).await, "record_login");
-    let record = ok(store.find_user(user.id).await, "find_user").expect("user exists");
-    assert_eq!(
-        record.user.last_login_at,
-        Some(t1),
-        "record_login must set last_login_at"
-    );
-
-    let t2 = plus(at, 60);
-    ok(store.record_login(user.id, t2).await, "record_login");
-    let record = ok(store.find_user(user.id).await, "find_user").expect("user exists");
-    assert_eq!(
-        record.user.last_login_at,
-        Some(t2),
-        "record_login must overwrite last_login_at"
-    );
-
-    expect_err(
-        store.record_login(UserId::new(), at).await,
-        StoreErrorKind::NotFound,
-        "record_login of an unknown user",
-    );
-}
-
 /// `any_user_with_role` is `false` until some user holds the role, and
 /// `false` again when nobody does.
 pub async fn any_user_with_role<S: UserStore + ?Sized>(store: Arc<S>) {
