@@ -49,7 +49,12 @@ struct Inner {
     stores: Stores,
     passwords: Passwords,
     ring: RwLock<Arc<KeyRing>>,
-    verified: Option<moka::sync::Cache<String, AuthUser>>,
+    /// Tokens whose signature was checked. Keyed by the whole token with
+    /// foldhash, seeded per process: every protected request hashes one,
+    /// and SipHash cost more than the rest of the lookup. Only tokens with
+    /// a valid signature are ever inserted, so an attacker cannot choose
+    /// colliding keys.
+    verified: Option<moka::sync::Cache<String, AuthUser, foldhash::fast::RandomState>>,
     /// `SessionCheck::Cached`: sessions looked up recently.
     sessions: Option<moka::sync::Cache<SessionId, ActiveSession>>,
     clock: Clock,
@@ -92,7 +97,7 @@ impl Sentri {
             moka::sync::Cache::builder()
                 .max_capacity(config.verified_token_cache)
                 .time_to_live(config.access_ttl)
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         let sessions = match config.session_check {
             SessionCheck::Cached(ttl) => Some(
