@@ -35,7 +35,10 @@ pub fn draw(path: &Path, results: &Results, quick: bool) -> crate::Result {
         let top = (rows.len() - i) as f64 - 0.15;
         let bottom = top - 0.7;
         // Grey: ceilings; orange: what users write instead; blue: sentri.
-        let color = if matches!(name.as_str(), "bare" | "poem_bare" | "argon2id_verify") {
+        let color = if matches!(
+            name.as_str(),
+            "bare" | "poem_bare" | "argon2id_verify" | "login_bare"
+        ) {
             RGBColor(0x55, 0x55, 0x55)
         } else if name.starts_with("peer") {
             RGBColor(0xd9, 0x8c, 0x2b)

@@ -103,6 +103,67 @@ pub async fn drive(addr: SocketAddr, load: Load, script: Script) -> crate::Resul
     })
 }
 
+/// One connection to each of `targets`, one request at a time, taking
+/// turns: every target sees the same moments of the run, so the noise of a
+/// shared machine falls on all of them alike and their latencies compare.
+/// Requests/s of a target counts its own requests only.
+pub async fn drive_in_turn(
+    targets: &[(SocketAddr, Vec<u8>)],
+    warmup: Duration,
+    duration: Duration,
+) -> crate::Result<Vec<Stats>> {
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut streams = Vec::with_capacity(targets.len());
+    for (addr, _) in targets {
+        let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr)).await??;
+        stream.set_nodelay(true)?;
+        streams.push(stream);
+    }
+    let mut samples = vec![Vec::new(); targets.len()];
+    let mut buf = Vec::with_capacity(8192);
+    'run: for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        for (i, ((_, request), stream)) in targets.iter().zip(&mut streams).enumerate() {
+            let sent = Instant::now();
+            if sent >= end {
+                break 'run;
+            }
+            tokio::time::timeout(IO_TIMEOUT, stream.write_all(request)).await??;
+            let (status, body) = read_response(stream, &mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            let done = Instant::now();
+            if !(200..300).contains(&status) {
+                return Err(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&buf[body.clone()])
+                )
+                .into());
+            }
+            buf.drain(..body.end);
+            if sent >= measure_from && done <= end && samples[i].len() < MAX_SAMPLES_PER_CONNECTION
+            {
+                let us = done.duration_since(sent).as_micros();
+                samples[i].push(u32::try_from(us).unwrap_or(u32::MAX));
+            }
+        }
+    }
+    let elapsed = duration.as_secs_f64();
+    Ok(samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_unstable();
+            Stats {
+                requests: s.len() as u64,
+                rps: s.len() as f64 / elapsed,
+                p50_ms: percentile(&s, 0.50),
+                p99_ms: percentile(&s, 0.99),
+            }
+        })
+        .collect())
+}
+
 /// The `q` quantile of sorted microsecond samples, in milliseconds.
 pub fn percentile(sorted_us: &[u32], q: f64) -> f64 {
     if sorted_us.is_empty() {

@@ -170,6 +170,16 @@ async fn app(args: &Args, _addr: SocketAddr) -> crate::Result<Router> {
                 .with_state(Arc::new(keys))
         }
         "peer_axum_login" => peer_axum_login::router(),
+        "login_bare" => {
+            let body = serde_json::json!({
+                "identifier": identifier(scenario),
+                "password": PASSWORD,
+            });
+            say(&format!("body {body}"))?;
+            Router::new()
+                .route("/auth/login", axum::routing::post(bare_login))
+                .with_state(Arc::new(BareLogin::new()?))
+        }
         "sentri_stateless_hs256" => {
             let s = sentri(
                 Config::builder()
@@ -317,6 +327,68 @@ async fn bare_me() -> Response {
         identifier: "bare@bench.example.com",
     })
     .into_response()
+}
+
+// ---- the floor of a login: JSON in, argon2id verify, JSON out ----
+
+/// One stored argon2id hash (m=19456 KiB, t=2, p=1: sentri's default
+/// policy), verified the way a hand-written login handler would.
+struct BareLogin {
+    argon: argon2::Argon2<'static>,
+    salt: [u8; 16],
+    expected: [u8; 32],
+}
+
+impl BareLogin {
+    fn new() -> crate::Result<Self> {
+        let params = argon2::Params::new(19_456, 2, 1, Some(32)).map_err(|e| e.to_string())?;
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = *b"sentri-bare-salt";
+        let mut expected = [0u8; 32];
+        argon
+            .hash_password_into(PASSWORD.as_bytes(), &salt, &mut expected)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            argon,
+            salt,
+            expected,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    identifier: String,
+    password: String,
+}
+
+async fn bare_login(
+    State(login): State<Arc<BareLogin>>,
+    Json(Credentials {
+        identifier,
+        password,
+    }): Json<Credentials>,
+) -> Response {
+    let ok = tokio::task::spawn_blocking(move || {
+        let mut out = [0u8; 32];
+        login
+            .argon
+            .hash_password_into(password.as_bytes(), &login.salt, &mut out)
+            .is_ok()
+            && out == login.expected
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        Json(Me {
+            id: "0191e6f4-3b4c-7d2e-8f00-5a6b7c8d9e0f".to_owned(),
+            identifier: &identifier,
+        })
+        .into_response()
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
 }
 
 // ---- hand-written JWT (+ PostgreSQL), the way teams write it today ----
