@@ -135,7 +135,6 @@ where
                 }
             };
             parts.extensions.insert(Protected);
-            parts.extensions.insert(layer.api.sentri().clone());
             let cookies = match auth {
                 Some(auth) => {
                     parts.extensions.insert(auth.user);

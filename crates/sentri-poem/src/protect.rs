@@ -108,7 +108,6 @@ impl<E: Endpoint> Endpoint for ProtectEndpoint<E> {
         };
         let auth = outcome.map_err(SentriError)?;
         req.extensions_mut().insert(Protected);
-        req.extensions_mut().insert(self.layer.api.sentri().clone());
         let cookies = match auth {
             Some(auth) => {
                 req.extensions_mut().insert(auth.user);
