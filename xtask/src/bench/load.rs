@@ -69,6 +69,31 @@ pub fn post_json(path: &str, body: &str) -> Vec<u8> {
 
 /// Drive `addr` with `load` and `script`; fails on any non-2xx response.
 pub async fn drive(addr: SocketAddr, load: Load, script: Script) -> crate::Result<Stats> {
+    let (requests, samples) = drive_samples(addr, load, &script).await?;
+    Ok(Stats::of(requests, samples, load.duration))
+}
+
+impl Stats {
+    /// Requests/s and latency quantiles of `requests` measured over
+    /// `duration`, from (unsorted) microsecond latency samples.
+    pub fn of(requests: u64, mut samples: Vec<u32>, duration: Duration) -> Self {
+        samples.sort_unstable();
+        Self {
+            requests,
+            rps: requests as f64 / duration.as_secs_f64(),
+            p50_ms: percentile(&samples, 0.50),
+            p99_ms: percentile(&samples, 0.99),
+        }
+    }
+}
+
+/// As [`drive`], returning the measured request count and the raw
+/// latency samples (microseconds), so that slices of a run can be merged.
+pub async fn drive_samples(
+    addr: SocketAddr,
+    load: Load,
+    script: &Script,
+) -> crate::Result<(u64, Vec<u32>)> {
     let start = Instant::now();
     let measure_from = start + load.warmup;
     let end = measure_from + load.duration;
@@ -93,14 +118,7 @@ pub async fn drive(addr: SocketAddr, load: Load, script: Script) -> crate::Resul
         measured += count;
         samples.append(&mut lat);
     }
-    let elapsed = load.duration.as_secs_f64();
-    samples.sort_unstable();
-    Ok(Stats {
-        requests: measured,
-        rps: measured as f64 / elapsed,
-        p50_ms: percentile(&samples, 0.50),
-        p99_ms: percentile(&samples, 0.99),
-    })
+    Ok((measured, samples))
 }
 
 /// One connection to each of `targets`, one request at a time, taking
