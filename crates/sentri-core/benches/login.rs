@@ -47,6 +47,26 @@ fn login(c: &mut Criterion) {
         })
     });
 
+    // The same verify on tokio's blocking pool, as a server must run it.
+    let argon = Arc::new(argon);
+    group.bench_function("argon2id_verify_spawn_blocking", |b| {
+        b.to_async(&rt).iter(|| {
+            let argon = argon.clone();
+            async move {
+                let out = tokio::task::spawn_blocking(move || {
+                    let mut out = [0u8; 32];
+                    argon
+                        .hash_password_into(PASSWORD.as_bytes(), &salt, &mut out)
+                        .unwrap();
+                    out
+                })
+                .await
+                .unwrap();
+                assert_eq!(out, expected);
+            }
+        })
+    });
+
     // `Passwords::verify`: the same hash on the blocking pool.
     let passwords = Passwords::new(PasswordPolicy::default()).unwrap();
     let hash = rt.block_on(passwords.hash(PASSWORD)).unwrap();
