@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sentri_contract_tests::{PASSWORD, Req, Server, base, contract};
+use sentri_core::SessionCheck;
 use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig};
 use serde_json::{Value, json};
 
@@ -303,66 +304,93 @@ async fn typed_bodies_app_errors_and_panics() {
 
 #[tokio::test]
 async fn user_route_behind_protect_authorize_permit_require_self() {
-    contract(base, |c: Arc<Server>| async move {
-        let login = signed_in(&c, "u@example.com").await;
-        let at = token(&login, "accessToken");
-        let uid = login.data()["user"]["id"].as_str().unwrap().to_owned();
-        let other = "0190f5b0-0000-7000-8000-000000000000";
-        let note = |user: &str| {
-            Req::json(
-                "POST",
-                &format!("/users/{user}/notes"),
-                &json!({"text": "hi"}),
-            )
-        };
-        c.send("own", note(&uid).bearer(&at), 201).await;
-        c.send("no token", note(&uid), 401).await;
-        c.send("bad token", note(&uid).bearer("nope"), 401).await;
-        c.send("someone else", note(other).bearer(&at), 403).await;
-        c.send(
-            "permit refuses",
-            note(&uid).bearer(&at).header("x-deny", "1"),
-            403,
-        )
-        .await;
-        c.send(
-            "own, bad body",
-            Req::json("POST", &format!("/users/{uid}/notes"), &json!(null))
-                .bearer(&at)
-                .raw("{"),
-            400,
-        )
-        .await;
-        c.send("profile", Req::get("/profile").bearer(&at), 200)
-            .await;
-        c.send("profile no token", Req::get("/profile"), 401).await;
-        c.send("feed", Req::get("/feed").bearer(&at), 200).await;
-        c.send("feed anonymous", Req::get("/feed"), 200).await;
-        c.send("feed bad token", Req::get("/feed").bearer("bad"), 200)
-            .await;
-        c.send("admin refused", Req::get("/admin").bearer(&at), 403)
-            .await;
-        c.sentri
-            .bootstrap_admin("root@example.com", PASSWORD)
-            .await
-            .unwrap();
-        let admin = c
-            .send(
-                "admin login",
-                Req::json("POST", "/auth/login", &creds("root@example.com")),
-                200,
-            )
-            .await;
-        let admin = token(&admin, "accessToken");
-        c.send("admin", Req::get("/admin").bearer(&admin), 200)
-            .await;
-        c.send("admin is not self", note(&uid).bearer(&admin), 403)
-            .await;
-        c.clock.advance(Duration::from_secs(16 * 60));
-        c.send("expired token", Req::get("/profile").bearer(&at), 401)
-            .await;
-    })
+    contract(base, user_routes).await;
+}
+
+/// The same routes when `protect` answers from memory: every request in
+/// `Stateless` mode, and once the session is cached in `Cached` mode.
+#[tokio::test]
+async fn user_route_in_stateless_and_cached_modes() {
+    contract(
+        || base().session_check(SessionCheck::Stateless),
+        user_routes,
+    )
     .await;
+    contract(
+        || base().session_check(SessionCheck::Cached(Duration::from_secs(30))),
+        user_routes,
+    )
+    .await;
+}
+
+async fn user_routes(c: Arc<Server>) {
+    let login = signed_in(&c, "u@example.com").await;
+    let at = token(&login, "accessToken");
+    let uid = login.data()["user"]["id"].as_str().unwrap().to_owned();
+    let other = "0190f5b0-0000-7000-8000-000000000000";
+    let note = |user: &str| {
+        Req::json(
+            "POST",
+            &format!("/users/{user}/notes"),
+            &json!({"text": "hi"}),
+        )
+    };
+    c.send("own", note(&uid).bearer(&at), 201).await;
+    c.send("no token", note(&uid), 401).await;
+    c.send("bad token", note(&uid).bearer("nope"), 401).await;
+    c.send("someone else", note(other).bearer(&at), 403).await;
+    c.send(
+        "permit refuses",
+        note(&uid).bearer(&at).header("x-deny", "1"),
+        403,
+    )
+    .await;
+    c.send(
+        "own, bad body",
+        Req::json("POST", &format!("/users/{uid}/notes"), &json!(null))
+            .bearer(&at)
+            .raw("{"),
+        400,
+    )
+    .await;
+    let profile = c
+        .send("profile", Req::get("/profile").bearer(&at), 200)
+        .await;
+    assert_eq!(profile.data()["identifier"], "u@example.com");
+    c.send("profile no token", Req::get("/profile"), 401).await;
+    let feed = c.send("feed", Req::get("/feed").bearer(&at), 200).await;
+    assert_eq!(feed.data()["identifier"], "u@example.com");
+    let feed = c.send("feed anonymous", Req::get("/feed"), 200).await;
+    assert_eq!(feed.data()["identifier"], Value::Null);
+    let feed = c
+        .send("feed bad token", Req::get("/feed").bearer("bad"), 200)
+        .await;
+    assert_eq!(feed.data()["identifier"], Value::Null);
+    c.send("admin refused", Req::get("/admin").bearer(&at), 403)
+        .await;
+    c.sentri
+        .bootstrap_admin("root@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let admin = c
+        .send(
+            "admin login",
+            Req::json("POST", "/auth/login", &creds("root@example.com")),
+            200,
+        )
+        .await;
+    let admin = token(&admin, "accessToken");
+    c.send("admin", Req::get("/admin").bearer(&admin), 200)
+        .await;
+    c.send("admin is not self", note(&uid).bearer(&admin), 403)
+        .await;
+    c.clock.advance(Duration::from_secs(16 * 60));
+    c.send("expired token", Req::get("/profile").bearer(&at), 401)
+        .await;
+    let feed = c
+        .send("expired token, feed", Req::get("/feed").bearer(&at), 200)
+        .await;
+    assert_eq!(feed.data()["identifier"], Value::Null);
 }
 
 fn cookies_both() -> sentri_core::config::ConfigBuilder {

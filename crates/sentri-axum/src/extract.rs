@@ -68,12 +68,13 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeAuthUser {
     type Rejection = SentriError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<sentri_core::AuthUser>() {
+            return Ok(Self(Some(user.clone())));
+        }
         if parts.extensions.get::<Protected>().is_none() {
             return Err(missing_layer());
         }
-        Ok(Self(
-            parts.extensions.get::<sentri_core::AuthUser>().cloned(),
-        ))
+        Ok(Self(None))
     }
 }
 

@@ -19,7 +19,9 @@ use crate::error::SentriError;
 use crate::guards::GuardLayer;
 use crate::router::peer;
 
-/// Marks a request that went through a [`ProtectLayer`].
+/// Marks a request that went through a [`ProtectLayer`] without a user
+/// (an optional layer); a request with a user carries the user instead,
+/// so the common case costs one extension insert.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Protected;
 
@@ -96,6 +98,51 @@ pub struct ProtectService<S> {
     layer: ProtectLayer,
 }
 
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future of [`ProtectService`]: the inner service's own future
+    /// when the request was authenticated without waiting (the common
+    /// case: no allocation), a ready refusal, or the boxed path that asks
+    /// the store or renews the pair.
+    pub struct ProtectFuture<F> {
+        #[pin]
+        state: ProtectState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = ProtectStateProj]
+    enum ProtectState<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response> },
+        Boxed { future: BoxedResponse },
+    }
+}
+
+impl<F> fmt::Debug for ProtectFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ProtectFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            ProtectStateProj::Inner { future } => future.poll(cx),
+            ProtectStateProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ProtectFuture polled after completion"))),
+            ProtectStateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<S> Service<Request> for ProtectService<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -103,13 +150,62 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ProtectFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // First without waiting: a token that verifies (or fails for good)
+        // from what is in memory. The inner service was made ready by
+        // `poll_ready`, so it is called in place.
+        let head = Head {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            peer: peer(req.extensions()),
+        };
+        let api = &self.layer.api;
+        let now = if self.layer.optional {
+            api.try_authenticate_optional(head)
+        } else {
+            api.try_authenticate(head).map(|r| r.map(Some))
+        };
+        let state = match now {
+            Some(Ok(auth)) if auth.as_ref().is_none_or(|a| a.set_cookies.is_empty()) => {
+                match auth {
+                    Some(auth) => {
+                        req.extensions_mut().insert(auth.user);
+                    }
+                    None => {
+                        req.extensions_mut().insert(Protected);
+                    }
+                }
+                ProtectState::Inner {
+                    future: self.inner.call(req),
+                }
+            }
+            Some(Err(err)) => ProtectState::Refused {
+                response: Some(axum::response::IntoResponse::into_response(SentriError(
+                    err,
+                ))),
+            },
+            _ => ProtectState::Boxed {
+                future: self.call_waiting(req),
+            },
+        };
+        ProtectFuture { state }
+    }
+}
+
+impl<S> ProtectService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// The path that waits: the session store, a silent refresh.
+    fn call_waiting(&mut self, req: Request) -> BoxedResponse {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
@@ -134,13 +230,15 @@ where
                     )));
                 }
             };
-            parts.extensions.insert(Protected);
             let cookies = match auth {
                 Some(auth) => {
                     parts.extensions.insert(auth.user);
                     auth.set_cookies
                 }
-                None => Vec::new(),
+                None => {
+                    parts.extensions.insert(Protected);
+                    Vec::new()
+                }
             };
             let mut res = inner.call(Request::from_parts(parts, body)).await?;
             for cookie in cookies {
@@ -279,14 +377,15 @@ where
                 Ok(Some(user)) => {
                     parts.extensions.insert(user);
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    parts.extensions.insert(Protected);
+                }
                 Err(err) => {
                     return Ok(axum::response::IntoResponse::into_response(SentriError(
                         err,
                     )));
                 }
             }
-            parts.extensions.insert(Protected);
             inner.call(Request::from_parts(parts, body)).await
         })
     }

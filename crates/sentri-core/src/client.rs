@@ -48,6 +48,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::keys::VerifyKey;
 use crate::service::Sentri;
 use crate::tokens::{self, AuthUser, UnknownKid};
+use crate::verified::VerifiedTokens;
 
 /// Anything that turns an access token into its user: the auth server
 /// itself ([`Sentri`]) or a resource server's [`JwksVerifier`].
@@ -131,7 +132,7 @@ struct Inner {
     keys: RwLock<Arc<KeySet>>,
     /// Held while fetching (single flight); holds when the last fetch began.
     last_fetch: tokio::sync::Mutex<Instant>,
-    verified: Option<moka::sync::Cache<String, AuthUser>>,
+    verified: Option<VerifiedTokens>,
 }
 
 /// Verifies access tokens against an auth server's published keys.
@@ -162,12 +163,8 @@ impl JwksVerifier {
         }
         let doc = source.fetch().await?;
         let keys = build_key_set(&doc, &config);
-        let verified = (config.verified_token_cache > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(config.verified_token_cache)
-                .time_to_live(Duration::from_secs(3600))
-                .build()
-        });
+        let verified = (config.verified_token_cache > 0)
+            .then(|| VerifiedTokens::new(config.verified_token_cache));
         Ok(Self(Arc::new(Inner {
             source,
             config,
@@ -188,7 +185,7 @@ impl JwksVerifier {
     /// `TOKEN_INVALID` (malformed, forged, unknown key, wrong algorithm or
     /// type), `TOKEN_EXPIRED`.
     pub async fn verify_access(&self, token: &str) -> Result<AuthUser> {
-        let now = self.0.config.clock.now().timestamp();
+        let now = self.0.config.clock.unix_seconds();
         if let Some(cache) = &self.0.verified
             && let Some(user) = cache.get(token)
         {
@@ -212,7 +209,7 @@ impl JwksVerifier {
         }
         let user = AuthUser::from_claims(&claims);
         if let Some(cache) = &self.0.verified {
-            cache.insert(token.to_owned(), user.clone());
+            cache.insert(token, user.clone(), now);
         }
         Ok(user)
     }

@@ -47,6 +47,17 @@ impl Clock {
         }
     }
 
+    /// The current time in whole seconds since the Unix epoch: what token
+    /// expiry is compared with, without building a calendar date.
+    pub fn unix_seconds(&self) -> i64 {
+        match &self.0 {
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            Some(t) => t.load(Ordering::SeqCst).div_euclid(1_000_000),
+        }
+    }
+
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0 {

@@ -85,6 +85,7 @@ pub mod store;
 pub mod testkit;
 pub mod throttle;
 pub mod tokens;
+mod verified;
 
 pub use client::AccessVerifier;
 pub use config::{Algorithm, Config, SessionCheck};

@@ -271,3 +271,105 @@ async fn keys_are_published_only_for_asymmetric_signing() {
     assert!(jwks["keys"][0].get("d").is_none(), "no private part");
     assert_eq!(res.headers()["cache-control"], "public, max-age=300");
 }
+
+/// `try_authenticate` answers exactly as `authenticate` would, or defers
+/// (`None`) whenever the store, the application's check or a silent
+/// refresh is needed.
+#[tokio::test]
+async fn try_authenticate_answers_as_authenticate_or_defers() {
+    use sentri_core::SessionCheck;
+
+    async fn same(api: &Api, req: &Request) -> Option<bool> {
+        let now = api.try_authenticate(req.head())?;
+        let waited = api.authenticate(req.head()).await;
+        let optional_now = api.try_authenticate_optional(req.head()).unwrap();
+        let optional_waited = api.authenticate_optional(req.head()).await;
+        assert_eq!(
+            optional_now
+                .map(|a| a.map(|a| a.user))
+                .map_err(|e| e.code()),
+            optional_waited
+                .map(|a| a.map(|a| a.user))
+                .map_err(|e| e.code())
+        );
+        match (now, waited) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.user, b.user);
+                assert_eq!(a.source, b.source);
+                assert!(a.set_cookies.is_empty());
+                Some(true)
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.code(), b.code());
+                Some(false)
+            }
+            (a, b) => panic!("try_authenticate {a:?} but authenticate {b:?}"),
+        }
+    }
+    let bearer = |token: &str| {
+        Request::new(Method::GET, "/api/x").header("authorization", &format!("Bearer {token}"))
+    };
+
+    for check in [
+        SessionCheck::Stateless,
+        SessionCheck::Always,
+        SessionCheck::Cached(Duration::from_secs(30)),
+    ] {
+        let (api, clock) = api_with(base().session_check(check).cookies(CookieConfig {
+            transport: CookieTransport::Both,
+            ..Default::default()
+        }))
+        .await;
+        let res = signed_in(&api, "dora@example.com").await;
+        let token = json_of(&res)["data"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let good = bearer(&token);
+
+        // Refusals that need nothing but the request are answered now, in
+        // every mode.
+        assert_eq!(same(&api, &bearer("nope")).await, Some(false), "{check:?}");
+        let empty = Request::new(Method::GET, "/api/x").header("authorization", "Bearer");
+        assert_eq!(same(&api, &empty).await, Some(false), "{check:?}");
+        // No token at all: a silent refresh might still renew the pair.
+        let none = Request::new(Method::GET, "/api/x");
+        assert!(api.try_authenticate(none.head()).is_none());
+
+        match check {
+            SessionCheck::Stateless => {
+                assert_eq!(same(&api, &good).await, Some(true));
+            }
+            SessionCheck::Always => {
+                // The session store is asked on every request.
+                assert!(api.try_authenticate(good.head()).is_none());
+            }
+            SessionCheck::Cached(_) => {
+                // Cold: the store is asked; then the session is cached.
+                assert!(api.try_authenticate(good.head()).is_none());
+                api.authenticate(good.head()).await.unwrap();
+                assert_eq!(same(&api, &good).await, Some(true));
+                // Revoked: the cache forgets it at once, and the store says no.
+                let user = api.authenticate(good.head()).await.unwrap().user;
+                api.sentri()
+                    .revoke_session(user.id(), user.session_id())
+                    .await
+                    .unwrap();
+                assert!(api.try_authenticate(good.head()).is_none());
+                assert_eq!(
+                    api.authenticate(good.head()).await.unwrap_err().code(),
+                    ErrorCode::TokenInvalid
+                );
+            }
+            _ => unreachable!(),
+        }
+
+        // Expired: deferred, since a refresh cookie could renew it.
+        clock.advance(Duration::from_secs(16 * 60));
+        assert!(api.try_authenticate(good.head()).is_none(), "{check:?}");
+        assert_eq!(
+            api.authenticate(good.head()).await.unwrap_err().code(),
+            ErrorCode::TokenExpired
+        );
+    }
+}

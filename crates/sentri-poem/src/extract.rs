@@ -66,12 +66,13 @@ pub struct MaybeAuthUser(pub Option<sentri_core::AuthUser>);
 
 impl<'a> FromRequest<'a> for MaybeAuthUser {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        if let Some(user) = req.extensions().get::<sentri_core::AuthUser>() {
+            return Ok(Self(Some(user.clone())));
+        }
         if req.extensions().get::<Protected>().is_none() {
             return Err(missing_layer());
         }
-        Ok(Self(
-            req.extensions().get::<sentri_core::AuthUser>().cloned(),
-        ))
+        Ok(Self(None))
     }
 }
 

@@ -11,7 +11,8 @@ use sentri_core::{AccessVerifier, Sentri};
 use crate::error::{SentriError, error_to_response};
 use crate::routes::peer;
 
-/// Marks a request that went through a [`Protect`] middleware.
+/// Marks a request that went through a [`Protect`] middleware without a
+/// user (an optional one); a request with a user carries the user instead.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Protected;
 
@@ -101,19 +102,29 @@ impl<E: Endpoint> Endpoint for ProtectEndpoint<E> {
             headers: req.headers(),
             peer: peer(&req),
         };
-        let outcome = if self.layer.optional {
-            self.layer.api.authenticate_optional(head).await
+        let api = &self.layer.api;
+        // First without waiting (a token verified from what is in memory),
+        // else through the store or a silent refresh.
+        let now = if self.layer.optional {
+            api.try_authenticate_optional(head)
         } else {
-            self.layer.api.authenticate(head).await.map(Some)
+            api.try_authenticate(head).map(|r| r.map(Some))
+        };
+        let outcome = match now {
+            Some(outcome) => outcome,
+            None if self.layer.optional => api.authenticate_optional(head).await,
+            None => api.authenticate(head).await.map(Some),
         };
         let auth = outcome.map_err(SentriError)?;
-        req.extensions_mut().insert(Protected);
         let cookies = match auth {
             Some(auth) => {
                 req.extensions_mut().insert(auth.user);
                 auth.set_cookies
             }
-            None => Vec::new(),
+            None => {
+                req.extensions_mut().insert(Protected);
+                Vec::new()
+            }
         };
         let mut res = match self.inner.call(req).await {
             Ok(out) => out.into_response(),
@@ -234,10 +245,14 @@ impl<E: Endpoint> Endpoint for VerifierProtectEndpoint<E> {
         )
         .await
         .map_err(SentriError)?;
-        if let Some(user) = user {
-            req.extensions_mut().insert(user);
+        match user {
+            Some(user) => {
+                req.extensions_mut().insert(user);
+            }
+            None => {
+                req.extensions_mut().insert(Protected);
+            }
         }
-        req.extensions_mut().insert(Protected);
         self.inner.call(req).await
     }
 }

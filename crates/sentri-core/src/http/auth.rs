@@ -47,22 +47,34 @@ impl fmt::Debug for Authenticated {
 }
 
 /// The bearer token, `None` without an `Authorization: Bearer` header.
+///
+/// Every protected request comes through here, so the header is read as
+/// bytes in one pass over the token: the scheme is the text before the
+/// first space (any case), the token the rest without surrounding
+/// whitespace. A `Bearer` header without a token or whose token is not
+/// text, or a header of another scheme that is not visible ASCII, is
+/// `TOKEN_INVALID`; any other scheme is `None`.
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| Error::new(ErrorCode::TokenInvalid))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let invalid = || Error::new(ErrorCode::TokenInvalid);
+    let bytes = value.as_bytes().trim_ascii();
+    let is_bearer = bytes.len() >= 6
+        && bytes[..6].eq_ignore_ascii_case(b"bearer")
+        && bytes.get(6).is_none_or(|&b| b == b' ');
+    if !is_bearer {
+        // Another scheme: the header must still be text.
+        value.to_str().map_err(|_| invalid())?;
         return Ok(None);
     }
-    let token = token.trim();
+    let token = bytes[6..].trim_ascii();
     if token.is_empty() {
-        return Err(Error::new(ErrorCode::TokenInvalid));
+        return Err(invalid());
     }
-    Ok(Some(token))
+    // Text is all the parser needs to know: a token with a character a
+    // token cannot hold fails verification with the same TOKEN_INVALID.
+    std::str::from_utf8(token).map(Some).map_err(|_| invalid())
 }
 
 /// The access token of a request, as `protect` reads it (F-20):
@@ -169,7 +181,7 @@ impl Api {
             Some(found) => found,
             None => {
                 let err = Error::new(ErrorCode::Unauthorized);
-                return self.silent_refresh(head, err).await;
+                return Box::pin(self.silent_refresh(head, err)).await;
             }
         };
         if source == TokenSource::Cookie {
@@ -181,9 +193,54 @@ impl Api {
                 source,
                 set_cookies: Vec::new(),
             }),
-            Err(err) if err.is(&ErrorCode::TokenExpired) => self.silent_refresh(head, err).await,
+            // Boxed: the rare path's state (a whole refresh) would
+            // otherwise make every protected request's future that large.
+            Err(err) if err.is(&ErrorCode::TokenExpired) => {
+                Box::pin(self.silent_refresh(head, err)).await
+            }
             Err(err) => Err(err),
         }
+    }
+
+    /// [`Api::authenticate`] when the answer needs no waiting (see
+    /// [`Sentri::try_verify_access`](crate::Sentri::try_verify_access)):
+    /// a bearer or cookie token that verifies, or fails for good. `None`
+    /// when the store must be asked, or when a missing or expired token
+    /// might be renewed by a silent refresh: call `authenticate` then.
+    ///
+    /// Adapters try this first, so that the common protected request runs
+    /// without allocating a future; the answer is the one `authenticate`
+    /// would give.
+    pub fn try_authenticate(&self, head: Head<'_>) -> Option<Result<Authenticated>> {
+        let cookies = self.sentri.config().cookies();
+        let (token, source) = match access_token(head.headers, cookies) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(err) => return Some(Err(err)),
+        };
+        if source == TokenSource::Cookie
+            && let Err(err) = check_origin(cookies, head.method, head.uri, head.headers)
+        {
+            return Some(Err(err));
+        }
+        match self.sentri.try_verify_access(token)? {
+            Ok(user) => Some(Ok(Authenticated {
+                user,
+                source,
+                set_cookies: Vec::new(),
+            })),
+            Err(err) if err.is(&ErrorCode::TokenExpired) => None,
+            Err(err) => Some(Err(err)),
+        }
+    }
+
+    /// [`Api::authenticate_optional`] when the answer needs no waiting, as
+    /// [`Api::try_authenticate`].
+    pub fn try_authenticate_optional(
+        &self,
+        head: Head<'_>,
+    ) -> Option<Result<Option<Authenticated>>> {
+        Some(optional(self.try_authenticate(head)?))
     }
 
     /// Rotate with the refresh cookie when the access cookie is configured
@@ -231,10 +288,68 @@ impl Api {
     /// # Errors
     /// Only `SERVICE_UNAVAILABLE` (a store is down: never a wrong answer).
     pub async fn authenticate_optional(&self, head: Head<'_>) -> Result<Option<Authenticated>> {
-        match self.authenticate(head).await {
-            Ok(a) => Ok(Some(a)),
-            Err(err) if err.is(&ErrorCode::ServiceUnavailable) || err.is_unhandled() => Err(err),
-            Err(_) => Ok(None),
+        optional(self.authenticate(head).await)
+    }
+}
+
+/// The outcome of an optional `protect`: no user instead of a refusal,
+/// but an outage or an unexpected failure is still an error.
+fn optional(outcome: Result<Authenticated>) -> Result<Option<Authenticated>> {
+    match outcome {
+        Ok(a) => Ok(Some(a)),
+        Err(err) if err.is(&ErrorCode::ServiceUnavailable) || err.is_unhandled() => Err(err),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(value: &[u8]) -> std::result::Result<Option<String>, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+        bearer(&headers)
+            .map(|t| t.map(str::to_owned))
+            .map_err(|e| e.code().as_str().to_owned())
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_with_any_padding() {
+        for value in [
+            &b"Bearer abc.def.ghi"[..],
+            b"bearer abc.def.ghi",
+            b"BEARER abc.def.ghi",
+            b"  Bearer   abc.def.ghi  ",
+            b"Bearer abc.def.ghi\t",
+        ] {
+            assert_eq!(read(value), Ok(Some("abc.def.ghi".to_owned())), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_not_a_bearer_token() {
+        for value in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearerabc",
+            b"Bearer\tabc",
+            b"Token abc",
+        ] {
+            assert_eq!(read(value), Ok(None), "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bearer_header_without_a_usable_token_is_token_invalid() {
+        for value in [
+            &b"Bearer"[..],
+            b"Bearer   ",
+            b"Bearer abc\xffdef",
+            // Not text at all, whatever the scheme.
+            b"Basic \xff",
+        ] {
+            assert_eq!(read(value), Err("TOKEN_INVALID".to_owned()), "{value:?}");
         }
     }
 }

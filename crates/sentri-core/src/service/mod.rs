@@ -22,6 +22,7 @@ use crate::model::{ActiveSession, SessionId};
 use crate::password::Passwords;
 use crate::store::{Revocation, Stores};
 use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
+use crate::verified::VerifiedTokens;
 
 pub use inputs::{
     AuthOutput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
@@ -49,12 +50,8 @@ struct Inner {
     stores: Stores,
     passwords: Passwords,
     ring: RwLock<Arc<KeyRing>>,
-    /// Tokens whose signature was checked. Keyed by the whole token with
-    /// foldhash, seeded per process: every protected request hashes one,
-    /// and SipHash cost more than the rest of the lookup. Only tokens with
-    /// a valid signature are ever inserted, so an attacker cannot choose
-    /// colliding keys.
-    verified: Option<moka::sync::Cache<String, AuthUser, foldhash::fast::RandomState>>,
+    /// Tokens whose signature was checked (see [`VerifiedTokens`]).
+    verified: Option<VerifiedTokens>,
     /// `SessionCheck::Cached`: sessions looked up recently.
     sessions: Option<moka::sync::Cache<SessionId, ActiveSession>>,
     clock: Clock,
@@ -93,12 +90,8 @@ impl Sentri {
             )?),
             KeySource::Generate => load_or_create_ring(&config, &stores, clock.now()).await?,
         };
-        let verified = (config.verified_token_cache > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(config.verified_token_cache)
-                .time_to_live(config.access_ttl)
-                .build_with_hasher(foldhash::fast::RandomState::default())
-        });
+        let verified = (config.verified_token_cache > 0)
+            .then(|| VerifiedTokens::new(config.verified_token_cache));
         let sessions = match config.session_check {
             SessionCheck::Cached(ttl) => Some(
                 moka::sync::Cache::builder()
@@ -188,9 +181,47 @@ impl Sentri {
         }
     }
 
+    /// [`Sentri::verify_access`] when the answer needs no waiting: a token
+    /// whose signature or expiry fails (every mode); a valid one in
+    /// [`SessionCheck::Stateless`] mode, or in [`SessionCheck::Cached`]
+    /// mode when its session is in the cache, unless an `is_token_revoked`
+    /// check is configured. `None` when the store (or the application's
+    /// check) must be asked: call `verify_access` then.
+    ///
+    /// Adapters call this first so that the common protected request runs
+    /// without allocating a future; the answer is the one `verify_access`
+    /// would give.
+    ///
+    /// ```
+    /// # async fn demo(sentri: sentri_core::Sentri, token: &str) -> sentri_core::Result<()> {
+    /// let user = match sentri.try_verify_access(token) {
+    ///     Some(answer) => answer?,
+    ///     None => sentri.verify_access(token).await?,
+    /// };
+    /// # let _ = user; Ok(()) }
+    /// ```
+    pub fn try_verify_access(&self, token: &str) -> Option<Result<AuthUser>> {
+        // A bad signature or an expired token is refused in every mode.
+        let user = match self.verify_signature(token) {
+            Ok(user) => user,
+            Err(err) => return Some(Err(err)),
+        };
+        if self.0.config.revocation_check.is_some() {
+            return None;
+        }
+        match self.0.config.session_check {
+            SessionCheck::Stateless => Some(Ok(user)),
+            SessionCheck::Always => None,
+            SessionCheck::Cached(_) => {
+                let active = self.0.sessions.as_ref()?.get(&user.session_id())?;
+                (active.session.expires_at > self.now()).then(|| current_user(&user, active))
+            }
+        }
+    }
+
     /// Signature, claims and expiry, with the verified-token cache.
     fn verify_signature(&self, token: &str) -> Result<AuthUser> {
-        let now = self.now().timestamp();
+        let now = self.0.clock.unix_seconds();
         if let Some(cache) = &self.0.verified
             && let Some(user) = cache.get(token)
         {
@@ -212,7 +243,7 @@ impl Sentri {
         }
         let user = AuthUser::from_claims(&claims);
         if let Some(cache) = &self.0.verified {
-            cache.insert(token.to_owned(), user.clone());
+            cache.insert(token, user.clone(), now);
         }
         Ok(user)
     }
@@ -241,15 +272,7 @@ impl Sentri {
                 found
             }
         };
-        if active.session.user_id != user.id() {
-            return Err(Error::new(ErrorCode::TokenInvalid));
-        }
-        Ok(AuthUser::with_current(
-            &user,
-            active.identifier,
-            active.roles,
-            active.email_verified_at.is_some(),
-        ))
+        current_user(&user, active)
     }
 
     /// Record activity at most once per `touch_interval`; failures are
@@ -460,4 +483,18 @@ async fn load_or_create_ring(
     let records = stores.keys.list_keys().await?;
     KeyRing::from_records(config.algorithm, &records, publish_after)?
         .ok_or_else(|| Error::internal("the key store kept no active key"))
+}
+
+/// The user of a token whose session is `active`: the identifier, roles
+/// and email state are the session's current ones.
+fn current_user(user: &AuthUser, active: ActiveSession) -> Result<AuthUser> {
+    if active.session.user_id != user.id() {
+        return Err(Error::new(ErrorCode::TokenInvalid));
+    }
+    Ok(AuthUser::with_current(
+        user,
+        active.identifier,
+        active.roles,
+        active.email_verified_at.is_some(),
+    ))
 }
