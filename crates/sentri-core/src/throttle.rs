@@ -5,7 +5,8 @@
 //! in a sliding window. At the limit a login is refused with `RATE_LIMITED`
 //! and a `Retry-After` of the time until the oldest counted failure leaves
 //! the window; the password is not even checked. A success clears the
-//! identifier's count (not the address's).
+//! identifier's count (not the address's) when the check saw failures: a
+//! login with none left to clear costs no write.
 //!
 //! The check and the count are separate store calls around the password
 //! check, so N logins racing past the check at the limit can overshoot it by
@@ -43,31 +44,48 @@ fn ip_key(ip: IpAddr) -> String {
     format!("login:ip:{ip}")
 }
 
+/// What [`LoginThrottle::check`] saw, for [`LoginThrottle::clear`].
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct Checked {
+    identifier_failures: bool,
+}
+
 impl LoginThrottle<'_> {
     /// `RATE_LIMITED` when the identifier or the address is at its limit.
+    /// Both counts are read at once (one round trip to a remote store).
     ///
     /// # Errors
     /// `RATE_LIMITED` with retry-after; `SERVICE_UNAVAILABLE` when the
     /// counter store is down (fail closed: never an unthrottled login).
-    pub async fn check(&self, identifier: &str, ip: Option<IpAddr>) -> Result<()> {
-        let window = self.config.window;
+    pub async fn check(&self, identifier: &str, ip: Option<IpAddr>) -> Result<Checked> {
+        let c = self.config;
+        let id_key = (c.max_failures_per_identifier > 0).then(|| identifier_key(identifier));
+        let ip_key = ip.filter(|_| c.max_failures_per_ip > 0).map(ip_key);
+        let lookup = |key: Option<String>| async move {
+            match key {
+                Some(key) => self
+                    .store
+                    .recent_failures(&key, self.now, c.window)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (by_id, by_ip) = futures_util::future::try_join(lookup(id_key), lookup(ip_key)).await?;
         let mut wait = Duration::ZERO;
-        let limits = [
-            (
-                Some(identifier_key(identifier)),
-                self.config.max_failures_per_identifier,
-            ),
-            (ip.map(ip_key), self.config.max_failures_per_ip),
+        let counted = [
+            (by_id.as_deref(), c.max_failures_per_identifier),
+            (by_ip.as_deref(), c.max_failures_per_ip),
         ];
-        for (key, limit) in limits {
-            let (Some(key), true) = (key, limit > 0) else {
+        for (failures, limit) in counted {
+            let Some(failures) = failures else {
                 continue;
             };
-            let failures = self.store.recent_failures(&key, self.now, window).await?;
             if failures.len() >= limit as usize {
                 // The failure that must leave the window for one more try.
                 let pivot = failures[failures.len() - limit as usize];
-                let until = pivot + crate::service::to_chrono(window);
+                let until = pivot + crate::service::to_chrono(c.window);
                 let left = (until - self.now)
                     .to_std()
                     .unwrap_or(Duration::from_secs(1));
@@ -75,7 +93,9 @@ impl LoginThrottle<'_> {
             }
         }
         if wait.is_zero() {
-            Ok(())
+            Ok(Checked {
+                identifier_failures: by_id.is_some_and(|f| !f.is_empty()),
+            })
         } else {
             Err(Error::rate_limited(wait))
         }
@@ -106,8 +126,12 @@ impl LoginThrottle<'_> {
         }
     }
 
-    /// Forget the identifier's failures after a successful login.
-    pub async fn clear(&self, identifier: &str) {
+    /// Forget the identifier's failures after a successful login; nothing
+    /// to do (no store call) when `checked` saw none.
+    pub async fn clear(&self, identifier: &str, checked: Checked) {
+        if !checked.identifier_failures {
+            return;
+        }
         if let Err(err) = self.store.clear_failures(&identifier_key(identifier)).await {
             tracing::warn!(error = %err, "could not clear failed-login count");
         }

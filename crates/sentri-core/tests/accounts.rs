@@ -286,6 +286,77 @@ async fn failed_logins_are_throttled_per_identifier_even_with_the_right_password
         .unwrap();
 }
 
+/// A success clears the identifier's failures it saw, and costs the
+/// counter store nothing more than the check when there were none.
+#[tokio::test]
+async fn a_success_clears_the_failures_it_saw_and_only_then_writes() {
+    use sentri_core::store::{StoreResult, Stores, ThrottleStore};
+
+    struct Counting {
+        inner: Arc<sentri_memory::MemoryStore>,
+        clears: AtomicUsize,
+    }
+    #[async_trait::async_trait]
+    impl ThrottleStore for Counting {
+        async fn record_failure(
+            &self,
+            key: &str,
+            now: chrono::DateTime<chrono::Utc>,
+            window: Duration,
+            keep: u32,
+        ) -> StoreResult<()> {
+            self.inner.record_failure(key, now, window, keep).await
+        }
+        async fn recent_failures(
+            &self,
+            key: &str,
+            now: chrono::DateTime<chrono::Utc>,
+            window: Duration,
+        ) -> StoreResult<Vec<chrono::DateTime<chrono::Utc>>> {
+            self.inner.recent_failures(key, now, window).await
+        }
+        async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+            self.clears.fetch_add(1, Ordering::SeqCst);
+            self.inner.clear_failures(key).await
+        }
+    }
+
+    let memory = Arc::new(sentri_memory::MemoryStore::new());
+    let counting = Arc::new(Counting {
+        inner: memory.clone(),
+        clears: AtomicUsize::new(0),
+    });
+    let mut stores = Stores::from_backend(memory);
+    stores.throttle = counting.clone();
+    let env = env_on(base(), stores).await;
+    env.sentri
+        .register(register_input("ivy@example.com"))
+        .await
+        .unwrap();
+    env.sentri
+        .login(login_input("ivy@example.com", PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(counting.clears.load(Ordering::SeqCst), 0);
+    // 9 failures (the limit is 10), a success, 9 more: the success cleared
+    // the first 9, so the next success is not throttled.
+    for round in 1..=2 {
+        for _ in 0..9 {
+            let err = env
+                .sentri
+                .login(login_input("ivy@example.com", "bad password"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidCredentials);
+        }
+        env.sentri
+            .login(login_input("ivy@example.com", PASSWORD))
+            .await
+            .unwrap();
+        assert_eq!(counting.clears.load(Ordering::SeqCst), round);
+    }
+}
+
 #[tokio::test]
 async fn failed_logins_are_throttled_per_client_address() {
     let env = env_with(base().throttle(ThrottleConfig {

@@ -212,26 +212,45 @@ impl Sentri {
         self.check_login_password(&input.password)?;
         let ip = input.client.ip;
         let throttle = self.throttle();
-        if let Err(err) = throttle.check(identifier.key(), ip).await {
-            if err.is(&ErrorCode::RateLimited) {
-                let hook = &self.0.config.hooks.on_failed_login;
-                fire(
-                    "on_failed_login",
-                    hook,
-                    (input.identifier.clone(), err.code()),
-                )
-                .await;
+        let login_override = self.0.config.overrides.login.clone();
+        // The built-in login looks the user up while the throttle is
+        // checked: one round trip to the stores instead of two. A throttled
+        // login still never reaches the password check.
+        let (checked, found) = if login_override.is_none() {
+            let users = &self.0.stores.users;
+            let (checked, found) = futures_util::future::join(
+                throttle.check(identifier.key(), ip),
+                users.find_user_by_identifier(identifier.key()),
+            )
+            .await;
+            (checked, Some(found))
+        } else {
+            (throttle.check(identifier.key(), ip).await, None)
+        };
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(err) => {
+                if err.is(&ErrorCode::RateLimited) {
+                    let hook = &self.0.config.hooks.on_failed_login;
+                    fire(
+                        "on_failed_login",
+                        hook,
+                        (input.identifier.clone(), err.code()),
+                    )
+                    .await;
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
+        };
         let shown = input.identifier.clone();
-        let result = match self.0.config.overrides.login.clone() {
-            Some(f) => f(self.clone(), input).await,
-            None => self.default_login(input).await,
+        let result = match (login_override, found) {
+            (Some(f), _) => f(self.clone(), input).await,
+            (None, Some(found)) => self.login_found(input, found?).await,
+            (None, None) => self.default_login(input).await,
         };
         match &result {
             Ok(out) => {
-                throttle.clear(identifier.key()).await;
+                throttle.clear(identifier.key(), checked).await;
                 fire("on_login", &self.0.config.hooks.on_login, out.user.clone()).await;
             }
             Err(err) if err.is(&ErrorCode::InvalidCredentials) => {
@@ -266,7 +285,17 @@ impl Sentri {
         let identifier = Identifier::parse(&input.identifier)?;
         self.check_login_password(&input.password)?;
         let users = &self.0.stores.users;
-        let Some(record) = users.find_user_by_identifier(identifier.key()).await? else {
+        let found = users.find_user_by_identifier(identifier.key()).await?;
+        self.login_found(input, found).await
+    }
+
+    /// The built-in login once the identifier was looked up.
+    async fn login_found(
+        &self,
+        input: LoginInput,
+        found: Option<UserRecord>,
+    ) -> Result<AuthOutput> {
+        let Some(record) = found else {
             self.passwords().verify_dummy(&input.password).await;
             return Err(Error::new(ErrorCode::InvalidCredentials));
         };
