@@ -75,8 +75,8 @@ pub use guards::{
 pub use idempotency::{IdempotencyLayer, IdempotencyService, idempotency};
 pub use panic::{CatchPanic, CatchPanicLayer};
 pub use protect::{
-    ProtectLayer, ProtectService, VerifierProtectLayer, VerifierProtectService, authorize_roles,
-    protect, protect_optional, protect_with_verifier,
+    ProtectFuture, ProtectLayer, ProtectService, VerifierProtectLayer, VerifierProtectService,
+    authorize_roles, protect, protect_optional, protect_with_verifier,
 };
 pub use router::{router, router_with};
 pub use sentri_core::http::IdempotencyKey;
