@@ -163,8 +163,10 @@ impl JwksVerifier {
         }
         let doc = source.fetch().await?;
         let keys = build_key_set(&doc, &config);
+        // An entry is trusted for at most an hour, so a token signed by a
+        // key the auth server has withdrawn is re-checked within that.
         let verified = (config.verified_token_cache > 0)
-            .then(|| VerifiedTokens::new(config.verified_token_cache));
+            .then(|| VerifiedTokens::new(config.verified_token_cache).max_age(3600));
         Ok(Self(Arc::new(Inner {
             source,
             config,
@@ -187,7 +189,7 @@ impl JwksVerifier {
     pub async fn verify_access(&self, token: &str) -> Result<AuthUser> {
         let now = self.0.config.clock.unix_seconds();
         if let Some(cache) = &self.0.verified
-            && let Some(user) = cache.get(token)
+            && let Some(user) = cache.get(token, now)
         {
             return if user.expires_at() <= now {
                 Err(Error::new(ErrorCode::TokenExpired))

@@ -6,7 +6,9 @@
 //! and a `Retry-After` of the time until the oldest counted failure leaves
 //! the window; the password is not even checked. A success clears the
 //! identifier's count (not the address's) when the check saw failures: a
-//! login with none left to clear costs no write.
+//! login with none left to clear costs no write. The built-in login reads
+//! the counts and the user at once, so a refused attempt costs one indexed
+//! user read beside the two counter reads, and never a password check.
 //!
 //! The check and the count are separate store calls around the password
 //! check, so N logins racing past the check at the limit can overshoot it by
@@ -46,7 +48,6 @@ fn ip_key(ip: IpAddr) -> String {
 
 /// What [`LoginThrottle::check`] saw, for [`LoginThrottle::clear`].
 #[derive(Debug, Clone, Copy, Default)]
-#[must_use]
 pub struct Checked {
     identifier_failures: bool,
 }
@@ -126,12 +127,20 @@ impl LoginThrottle<'_> {
         }
     }
 
-    /// Forget the identifier's failures after a successful login; nothing
-    /// to do (no store call) when `checked` saw none.
-    pub async fn clear(&self, identifier: &str, checked: Checked) {
-        if !checked.identifier_failures {
-            return;
+    /// Forget the identifier's failures after a successful login, as
+    /// [`LoginThrottle::clear`], but only when `checked` (this login's
+    /// check) saw any: a login with none to clear costs no store call.
+    /// Failures recorded while the login was in flight (after its check)
+    /// then stay counted; they are other attempts, not the user's earlier
+    /// mistakes.
+    pub async fn clear_seen(&self, identifier: &str, checked: Checked) {
+        if checked.identifier_failures {
+            self.clear(identifier).await;
         }
+    }
+
+    /// Forget the identifier's failures.
+    pub async fn clear(&self, identifier: &str) {
         if let Err(err) = self.store.clear_failures(&identifier_key(identifier)).await {
             tracing::warn!(error = %err, "could not clear failed-login count");
         }

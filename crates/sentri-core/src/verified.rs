@@ -13,11 +13,15 @@
 //!   process.
 //! - **Expiry is the caller's.** An entry keeps the user's `expires_at`;
 //!   the caller checks it on every hit, so an expired token is never
-//!   accepted from the cache, however long it stays.
+//!   accepted from the cache, however long it stays. An optional maximum
+//!   age ([`VerifiedTokens::max_age`]) also bounds how long an entry is
+//!   trusted (a resource server re-checks a token against the current key
+//!   set at least that often).
 //! - **Bounded.** Each shard holds at most `capacity / shards` entries.
 //!   A full shard first drops its expired entries (at most once a second),
-//!   then one arbitrary entry: random eviction, which costs nothing on the
-//!   read path and keeps the hot tokens with high probability.
+//!   then one entry picked by the incoming token's hash: random eviction,
+//!   which costs nothing on the read path and keeps the hot tokens with
+//!   high probability.
 
 use std::hash::BuildHasher;
 
@@ -38,6 +42,8 @@ const MIN_PER_SHARD: usize = 64;
 pub(crate) struct VerifiedTokens {
     shards: Box<[RwLock<Shard>]>,
     per_shard: usize,
+    /// Seconds an entry is trusted after its insert (`i64::MAX`: no limit).
+    max_age: i64,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -51,6 +57,14 @@ struct Entry {
     hash: u64,
     token: Box<str>,
     user: AuthUser,
+    /// Unix second from which the entry is no longer trusted.
+    stale_at: i64,
+}
+
+impl Entry {
+    fn live(&self, now: i64) -> bool {
+        self.stale_at > now && self.user.expires_at() > now
+    }
 }
 
 impl VerifiedTokens {
@@ -74,8 +88,15 @@ impl VerifiedTokens {
                 })
                 .collect(),
             per_shard: capacity.div_ceil(shards),
+            max_age: i64::MAX,
             hasher: foldhash::fast::RandomState::default(),
         }
+    }
+
+    /// Trust an entry for at most `seconds` after it was inserted.
+    pub(crate) fn max_age(mut self, seconds: u64) -> Self {
+        self.max_age = i64::try_from(seconds).unwrap_or(i64::MAX);
+        self
     }
 
     fn hash(&self, token: &str) -> u64 {
@@ -90,13 +111,16 @@ impl VerifiedTokens {
         &self.shards[index]
     }
 
-    /// The user of `token`, if it was inserted and not evicted since.
-    pub(crate) fn get(&self, token: &str) -> Option<AuthUser> {
+    /// The user of `token`, if it was inserted, not evicted since, and
+    /// within its maximum age at `now` (unix seconds). The user's own expiry
+    /// is the caller's to check.
+    pub(crate) fn get(&self, token: &str, now: i64) -> Option<AuthUser> {
         let hash = self.hash(token);
         let shard = self.shard(hash).read();
         shard
             .table
             .find(hash, |e| e.hash == hash && &*e.token == token)
+            .filter(|e| e.stale_at > now)
             .map(|e| e.user.clone())
     }
 
@@ -104,16 +128,18 @@ impl VerifiedTokens {
     /// second (a full shard drops the entries expired by then first).
     pub(crate) fn insert(&self, token: &str, user: AuthUser, now: i64) {
         let hash = self.hash(token);
+        let stale_at = now.saturating_add(self.max_age);
         let mut shard = self.shard(hash).write();
         if let Some(entry) = shard
             .table
             .find_mut(hash, |e| e.hash == hash && &*e.token == token)
         {
             entry.user = user;
+            entry.stale_at = stale_at;
             return;
         }
         if shard.table.len() >= self.per_shard {
-            shard.make_room(self.per_shard, now);
+            shard.make_room(self.per_shard, now, hash);
         }
         shard.table.insert_unique(
             hash,
@@ -121,6 +147,7 @@ impl VerifiedTokens {
                 hash,
                 token: token.into(),
                 user,
+                stale_at,
             },
             |e| e.hash,
         );
@@ -134,13 +161,18 @@ impl VerifiedTokens {
 }
 
 impl Shard {
-    fn make_room(&mut self, per_shard: usize, now: i64) {
+    /// Drop expired entries (at most once a second), then entries picked
+    /// by `seed` (the incoming token's hash, so effectively at random)
+    /// until one more fits.
+    fn make_room(&mut self, per_shard: usize, now: i64, seed: u64) {
         if now >= self.next_sweep {
-            self.table.retain(|e| e.user.expires_at() > now);
+            self.table.retain(|e| e.live(now));
             self.next_sweep = now.saturating_add(1);
         }
         while self.table.len() >= per_shard {
-            let Some(victim) = self.table.iter().next().map(|e| e.hash) else {
+            // The high bits: the low ones placed the token in the table.
+            let skip = usize::try_from(seed >> 32).unwrap_or(0) % self.table.len();
+            let Some(victim) = self.table.iter().nth(skip).map(|e| e.hash) else {
                 break;
             };
             match self.table.find_entry(victim, |e| e.hash == victim) {
@@ -183,12 +215,12 @@ mod tests {
         let cache = VerifiedTokens::new(100);
         let t = token(1);
         cache.insert(&t, user(100), 0);
-        assert!(cache.get(&t).is_some());
+        assert!(cache.get(&t, 0).is_some());
         // Same tail (so same hash), different head: not a hit.
         let forged = format!("x{}", &t[1..]);
-        assert!(cache.get(&forged).is_none());
-        assert!(cache.get(&token(2)).is_none());
-        assert!(cache.get("").is_none());
+        assert!(cache.get(&forged, 0).is_none());
+        assert!(cache.get(&token(2), 0).is_none());
+        assert!(cache.get("", 0).is_none());
     }
 
     #[test]
@@ -198,7 +230,7 @@ mod tests {
         cache.insert(&t, user(100), 0);
         let second = user(200);
         cache.insert(&t, second.clone(), 0);
-        assert_eq!(cache.get(&t), Some(second));
+        assert_eq!(cache.get(&t, 0), Some(second));
         assert_eq!(cache.len(), 1);
     }
 
@@ -212,7 +244,7 @@ mod tests {
                 assert!(cache.len() <= limit, "capacity {capacity}: {}", cache.len());
             }
             // The newest token is always there.
-            assert!(cache.get(&token(5 * limit - 1)).is_some());
+            assert!(cache.get(&token(5 * limit - 1), 0).is_some());
         }
     }
 
@@ -230,7 +262,42 @@ mod tests {
         // sweeps them and the live one stays.
         cache.insert(&token(64), user(1_000), 50);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&live).is_some());
+        assert!(cache.get(&live, 50).is_some());
+    }
+
+    #[test]
+    fn an_entry_is_trusted_for_at_most_its_max_age() {
+        let cache = VerifiedTokens::new(100).max_age(60);
+        let t = token(1);
+        cache.insert(&t, user(10_000), 1_000);
+        assert!(cache.get(&t, 1_059).is_some());
+        assert!(cache.get(&t, 1_060).is_none());
+        // Verified again: trusted again.
+        cache.insert(&t, user(10_000), 1_060);
+        assert!(cache.get(&t, 1_100).is_some());
+    }
+
+    #[test]
+    fn eviction_spreads_over_the_table() {
+        // A full one-shard cache, then as many new tokens again: the first
+        // tokens are not all kept (eviction is not always the same slot) and
+        // not all dropped at once.
+        let cache = VerifiedTokens::new(64);
+        for i in 0..64 {
+            cache.insert(&token(i), user(1_000), 0);
+        }
+        for i in 64..96 {
+            cache.insert(&token(i), user(1_000), 0);
+        }
+        let kept_old = (0..64)
+            .filter(|&i| cache.get(&token(i), 0).is_some())
+            .count();
+        let kept_new = (64..96)
+            .filter(|&i| cache.get(&token(i), 0).is_some())
+            .count();
+        assert_eq!(cache.len(), 64);
+        assert!(kept_old > 16 && kept_old < 64, "{kept_old}");
+        assert!(kept_new > 8, "{kept_new}");
     }
 
     #[test]
@@ -244,7 +311,7 @@ mod tests {
                         let tok = token(t * 10_000 + i);
                         let u = user(1_000);
                         cache.insert(&tok, u.clone(), 0);
-                        if let Some(found) = cache.get(&tok) {
+                        if let Some(found) = cache.get(&tok, 0) {
                             assert_eq!(found, u);
                         }
                     }

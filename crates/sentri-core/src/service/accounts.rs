@@ -250,7 +250,7 @@ impl Sentri {
         };
         match &result {
             Ok(out) => {
-                throttle.clear(identifier.key(), checked).await;
+                throttle.clear_seen(identifier.key(), checked).await;
                 fire("on_login", &self.0.config.hooks.on_login, out.user.clone()).await;
             }
             Err(err) if err.is(&ErrorCode::InvalidCredentials) => {

@@ -182,7 +182,9 @@ impl Sentri {
     }
 
     /// [`Sentri::verify_access`] when the answer needs no waiting: a token
-    /// whose signature or expiry fails (every mode); a valid one in
+    /// whose signature or expiry fails (every mode, unless the
+    /// verified-token cache is off and the store must be asked anyway); a
+    /// valid one in
     /// [`SessionCheck::Stateless`] mode, or in [`SessionCheck::Cached`]
     /// mode when its session is in the cache, unless an `is_token_revoked`
     /// check is configured. `None` when the store (or the application's
@@ -201,6 +203,13 @@ impl Sentri {
     /// # let _ = user; Ok(()) }
     /// ```
     pub fn try_verify_access(&self, token: &str) -> Option<Result<AuthUser>> {
+        let waits = self.0.config.revocation_check.is_some()
+            || self.0.config.session_check == SessionCheck::Always;
+        if waits && self.0.verified.is_none() {
+            // `verify_access` will check the signature; without the cache,
+            // checking it here too would double the cost.
+            return None;
+        }
         // A bad signature or an expired token is refused in every mode.
         let user = match self.verify_signature(token) {
             Ok(user) => user,
@@ -223,7 +232,7 @@ impl Sentri {
     fn verify_signature(&self, token: &str) -> Result<AuthUser> {
         let now = self.0.clock.unix_seconds();
         if let Some(cache) = &self.0.verified
-            && let Some(user) = cache.get(token)
+            && let Some(user) = cache.get(token, now)
         {
             return if user.expires_at() <= now {
                 Err(Error::new(ErrorCode::TokenExpired))
