@@ -166,13 +166,7 @@ where
             headers: req.headers(),
             peer: peer(req.extensions()),
         };
-        let api = &self.layer.api;
-        let now = if self.layer.optional {
-            api.try_authenticate_optional(head)
-        } else {
-            api.try_authenticate(head).map(|r| r.map(Some))
-        };
-        let state = match now {
+        let state = match self.layer.api.try_protect(head, self.layer.optional) {
             Some(Ok(auth)) if auth.as_ref().is_none_or(|a| a.set_cookies.is_empty()) => {
                 match auth {
                     Some(auth) => {
@@ -217,12 +211,7 @@ where
                 headers: &parts.headers,
                 peer: peer(&parts.extensions),
             };
-            let outcome = if layer.optional {
-                layer.api.authenticate_optional(head).await
-            } else {
-                layer.api.authenticate(head).await.map(Some)
-            };
-            let auth = match outcome {
+            let auth = match layer.api.protect(head, layer.optional).await {
                 Ok(auth) => auth,
                 Err(err) => {
                     return Ok(axum::response::IntoResponse::into_response(SentriError(

@@ -105,15 +105,10 @@ impl<E: Endpoint> Endpoint for ProtectEndpoint<E> {
         let api = &self.layer.api;
         // First without waiting (a token verified from what is in memory),
         // else through the store or a silent refresh.
-        let now = if self.layer.optional {
-            api.try_authenticate_optional(head)
-        } else {
-            api.try_authenticate(head).map(|r| r.map(Some))
-        };
-        let outcome = match now {
+        let optional = self.layer.optional;
+        let outcome = match api.try_protect(head, optional) {
             Some(outcome) => outcome,
-            None if self.layer.optional => api.authenticate_optional(head).await,
-            None => api.authenticate(head).await.map(Some),
+            None => api.protect(head, optional).await,
         };
         let auth = outcome.map_err(SentriError)?;
         let cookies = match auth {

@@ -147,18 +147,10 @@ pub async fn drive_in_turn(
             if sent >= end {
                 break 'run;
             }
-            tokio::time::timeout(IO_TIMEOUT, stream.write_all(request)).await??;
-            let (status, body) = read_response(stream, &mut buf)
+            let body = exchange(stream, request, &mut buf)
                 .await
                 .map_err(|e| e.to_string())?;
             let done = Instant::now();
-            if !(200..300).contains(&status) {
-                return Err(format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&buf[body.clone()])
-                )
-                .into());
-            }
             buf.drain(..body.end);
             if sent >= measure_from && done <= end && samples[i].len() < MAX_SAMPLES_PER_CONNECTION
             {
@@ -221,16 +213,8 @@ async fn connection(
                 &format!(r#"{{"refreshToken":"{token}"}}"#),
             )),
         };
-        tokio::time::timeout(IO_TIMEOUT, stream.write_all(&request)).await??;
-        let (status, body) = read_response(&mut stream, &mut buf).await?;
+        let body = exchange(&mut stream, &request, &mut buf).await?;
         let done = Instant::now();
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&buf[body.clone()])
-            )
-            .into());
-        }
         if let ConnScript::Refresh { token, .. } = &mut script {
             *token = refresh_token_of(&buf[body.clone()])?;
         }
@@ -253,6 +237,21 @@ fn refresh_token_of(body: &[u8]) -> Result<String, Box<dyn std::error::Error + S
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| "no refreshToken in the refresh response".into())
+}
+
+/// Send `request` and read its response into `buf`: the range of the body
+/// in `buf`. A status other than 2xx is an error (the run fails).
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<std::ops::Range<usize>, Box<dyn std::error::Error + Send + Sync>> {
+    tokio::time::timeout(IO_TIMEOUT, stream.write_all(request)).await??;
+    let (status, body) = read_response(stream, buf).await?;
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&buf[body])).into());
+    }
+    Ok(body)
 }
 
 /// Read one response into `buf` (which may hold leftovers); its status and

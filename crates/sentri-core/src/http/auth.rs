@@ -243,6 +243,34 @@ impl Api {
         Some(optional(self.try_authenticate(head)?))
     }
 
+    /// What a `protect` layer runs: [`Api::authenticate_optional`] when the
+    /// layer is `optional`, else [`Api::authenticate`] (`Some` user).
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn protect(&self, head: Head<'_>, optional: bool) -> Result<Option<Authenticated>> {
+        if optional {
+            self.authenticate_optional(head).await
+        } else {
+            self.authenticate(head).await.map(Some)
+        }
+    }
+
+    /// [`Api::protect`] when the answer needs no waiting, as
+    /// [`Api::try_authenticate`]; `None`: call `protect`. Adapters try
+    /// this first on every request.
+    pub fn try_protect(
+        &self,
+        head: Head<'_>,
+        optional: bool,
+    ) -> Option<Result<Option<Authenticated>>> {
+        if optional {
+            self.try_authenticate_optional(head)
+        } else {
+            self.try_authenticate(head).map(|r| r.map(Some))
+        }
+    }
+
     /// Rotate with the refresh cookie when the access cookie is configured
     /// and the refresh cookie present; otherwise fail with `original`.
     async fn silent_refresh(&self, head: Head<'_>, original: Error) -> Result<Authenticated> {
