@@ -181,11 +181,15 @@ impl JwksVerifier {
         self.0.keys.read().by_kid.keys().cloned().collect()
     }
 
-    /// Verify an access token.
+    /// Verify an access token, with the checks of server mode: the key its
+    /// `kid` names (algorithm pinned to it), no `crit` header, `typ:
+    /// "at+jwt"` (or the legacy `typ: "access"` claim), the configured
+    /// `iss`/`aud` (required when set), `exp`, and `nbf`/`iat` no more than
+    /// [`CLOCK_LEEWAY_SECS`](crate::tokens::CLOCK_LEEWAY_SECS) ahead.
     ///
     /// # Errors
-    /// `TOKEN_INVALID` (malformed, forged, unknown key, wrong algorithm or
-    /// type), `TOKEN_EXPIRED`.
+    /// `TOKEN_INVALID` (malformed, forged, unknown key, wrong algorithm,
+    /// type, issuer or audience, not yet valid), `TOKEN_EXPIRED`.
     pub async fn verify_access(&self, token: &str) -> Result<AuthUser> {
         let now = self.0.config.clock.unix_seconds();
         if let Some(cache) = &self.0.verified
@@ -200,15 +204,12 @@ impl JwksVerifier {
         if self.0.keys.read().fresh_until <= Instant::now() {
             self.refetch(false).await;
         }
-        let claims = match self.verify_now(token) {
+        let claims = match self.verify_now(token, now) {
             Err(err) if is_unknown_kid(&err) && self.refetch(true).await => {
-                self.verify_now(token)?
+                self.verify_now(token, now)?
             }
             other => other?,
         };
-        if claims.exp <= now {
-            return Err(Error::new(ErrorCode::TokenExpired));
-        }
         let user = AuthUser::from_claims(&claims);
         if let Some(cache) = &self.0.verified {
             cache.insert(token, user.clone(), now);
@@ -216,7 +217,7 @@ impl JwksVerifier {
         Ok(user)
     }
 
-    fn verify_now(&self, token: &str) -> Result<tokens::AccessClaims> {
+    fn verify_now(&self, token: &str, now: i64) -> Result<tokens::AccessClaims> {
         let keys = self.0.keys.read().clone();
         let c = &self.0.config;
         tokens::verify_with(
@@ -225,6 +226,7 @@ impl JwksVerifier {
             token,
             c.issuer.as_deref(),
             c.audience.as_deref(),
+            now,
         )
     }
 

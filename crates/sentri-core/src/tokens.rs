@@ -1,9 +1,19 @@
 //! Access and refresh tokens (F-10).
 //!
-//! **Access token**: a JWT signed with the configured key, claims `sub`
-//! (user id), `sid` (session id), `identifier`, `roles`, `iat`, `exp`,
-//! `typ: "access"`, `email_verified` when true, and `iss`/`aud` when
-//! configured; `kid` in the header for asymmetric keys.
+//! **Access token**: a JWT (RFC 9068 profile) signed with the configured
+//! key. Header: `typ: "at+jwt"`, `alg`, and `kid` for asymmetric keys.
+//! Claims: `sub` (user id), `sid` (session id), `identifier`, `roles`,
+//! `iat`, `exp`, a unique `jti`, `auth_time` (when the session's user
+//! logged in), `amr` (how: `["pwd"]`), `typ: "access"` (kept so that
+//! verifiers of earlier releases accept the token), `email_verified` when
+//! true, and `iss`/`aud` when configured.
+//!
+//! Verification pins the algorithm to the key, refuses a `crit` header
+//! (sentri understands no JWS extension), requires `typ: "at+jwt"` in the
+//! header (or, for tokens issued by earlier releases, no such header and
+//! the claim `typ: "access"`), requires `iss`/`aud` when configured, and
+//! refuses a token whose `nbf` or `iat` lies more than [`CLOCK_LEEWAY_SECS`]
+//! in the future. `exp` has no leeway.
 //!
 //! **Refresh token**: opaque, `<session id>.<32 random bytes, base64url>`.
 //! Only the SHA-256 of the random part is stored; it changes on every
@@ -40,8 +50,28 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
-    /// Always `"access"`.
+    /// Not before (seconds since the epoch), when present. sentri does not
+    /// set it but honours it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// The token's unique id (128 random bits, base64url). Empty only in
+    /// tokens issued by releases before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
+    /// `"access"`. Tokens are typed by their `typ: "at+jwt"` header; the
+    /// claim stays so that verifiers of earlier releases accept them.
+    #[serde(default)]
     pub typ: String,
+    /// When the user authenticated to open the session (seconds since the
+    /// epoch; carried over on refresh). Absent in tokens of earlier
+    /// releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// How the user authenticated (RFC 8176 values, `["pwd"]` for a
+    /// password login; carried over on refresh). Empty in tokens of earlier
+    /// releases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// Whether the user's email was verified when the token was issued.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub email_verified: bool,
@@ -56,9 +86,27 @@ pub struct AccessClaims {
 /// The type claim of access tokens.
 pub const ACCESS_TYP: &str = "access";
 
-/// Sign `claims` with the ring's signing key.
+/// The JWS `typ` header of access tokens (RFC 9068 §2.1).
+pub const ACCESS_JWT_TYP: &str = "at+jwt";
+
+/// How far in the future an `iat` or `nbf` may lie (clock skew between the
+/// issuer and the verifier), in seconds.
+pub const CLOCK_LEEWAY_SECS: i64 = 60;
+
+/// The `amr` of a password login (RFC 8176).
+pub(crate) const AMR_PASSWORD: &str = "pwd";
+
+/// A new unique token id: 128 random bits, base64url (22 characters).
+pub(crate) fn new_jti() -> String {
+    let mut id = [0u8; 16];
+    rand::rng().fill_bytes(&mut id);
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+/// Sign `claims` with the ring's signing key, header `typ: "at+jwt"`.
 pub(crate) fn sign_access(ring: &KeyRing, claims: &AccessClaims) -> Result<String> {
     let mut header = jsonwebtoken::Header::new(ring.signing.algorithm.to_jwt());
+    header.typ = Some(ACCESS_JWT_TYP.to_owned());
     header.kid = ring.signing.kid.clone();
     jsonwebtoken::encode(&header, claims, &ring.signing.encoding).map_err(Error::internal)
 }
@@ -69,33 +117,70 @@ fn invalid(reason: &'static str) -> Error {
     Error::new(ErrorCode::TokenInvalid)
 }
 
-/// Verify signature, algorithm, `typ`, `iss` and `aud` of an access token.
-/// Expiry is checked by the caller against its clock.
+/// Verify an access token at `now` (unix seconds): signature, algorithm,
+/// `crit`, `typ`, `iss`, `aud`, then `exp` (`TOKEN_EXPIRED`), `nbf` and `iat`.
 pub(crate) fn verify_access(
     ring: &KeyRing,
     token: &str,
     issuer: Option<&str>,
     audience: Option<&str>,
+    now: i64,
 ) -> Result<AccessClaims> {
     let hmac = ring
         .by_kid
         .is_empty()
         .then(|| (ring.signing.algorithm.to_jwt(), &ring.signing.decoding));
-    verify_with(&ring.by_kid, hmac, token, issuer, audience)
+    verify_with(&ring.by_kid, hmac, token, issuer, audience, now)
 }
 
-/// Verify against keys by `kid`, or against one HMAC secret.
+/// How a token declares that it is an access token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    /// Header `typ: "at+jwt"` (this release on).
+    Header,
+    /// No `typ` header or `typ: "JWT"`: must carry the claim
+    /// `typ: "access"` (tokens of earlier releases, until they expire).
+    Legacy,
+}
+
+/// The header's `typ`: `at+jwt` or `application/at+jwt` (RFC 9068 §4; media
+/// types compare without case, RFC 7515 §4.1.9), or the legacy forms.
+fn typed(typ: Option<&str>) -> Option<Typed> {
+    let Some(typ) = typ else {
+        return Some(Typed::Legacy);
+    };
+    let bare = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    if bare.eq_ignore_ascii_case(ACCESS_JWT_TYP) {
+        Some(Typed::Header)
+    } else if typ.eq_ignore_ascii_case("JWT") {
+        Some(Typed::Legacy)
+    } else {
+        None
+    }
+}
+
+/// Verify against keys by `kid`, or against one HMAC secret, at `now`.
 pub(crate) fn verify_with(
     by_kid: &std::collections::HashMap<String, crate::keys::VerifyKey>,
     hmac: Option<(jsonwebtoken::Algorithm, &jsonwebtoken::DecodingKey)>,
     token: &str,
     issuer: Option<&str>,
     audience: Option<&str>,
+    now: i64,
 ) -> Result<AccessClaims> {
     if token.len() > 8 * 1024 || token.split('.').count() != 3 {
         return Err(invalid("malformed"));
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("bad header"))?;
+    // sentri implements no JWS extension: any critical one is unknown
+    // (RFC 7515 §4.1.11; an empty list is not allowed either).
+    if header.crit.is_some() {
+        return Err(invalid("crit header"));
+    }
+    let typed = typed(header.typ.as_deref()).ok_or_else(|| invalid("typ header"))?;
     let (algorithm, key) = match hmac {
         // HMAC: one secret, never a kid.
         Some((alg, key)) => {
@@ -121,9 +206,19 @@ pub(crate) fn verify_with(
         return Err(invalid("algorithm mismatch"));
     }
     let mut validation = jsonwebtoken::Validation::new(algorithm);
+    // Times are checked below against the caller's clock.
     validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.leeway = 0;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // jsonwebtoken checks `iss` and `aud` only when present: require them
+    // when configured.
+    let required: &[&str] = match (issuer.is_some(), audience.is_some()) {
+        (false, false) => &["exp", "sub"],
+        (true, false) => &["exp", "sub", "iss"],
+        (false, true) => &["exp", "sub", "aud"],
+        (true, true) => &["exp", "sub", "iss", "aud"],
+    };
+    validation.set_required_spec_claims(required);
     validation.validate_aud = audience.is_some();
     if let Some(aud) = audience {
         validation.set_audience(&[aud]);
@@ -134,11 +229,28 @@ pub(crate) fn verify_with(
     let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
         .map_err(|_| invalid("signature or claims"))?;
     let claims = data.claims;
-    if claims.typ != ACCESS_TYP {
+    let typ_ok = match typed {
+        Typed::Header => claims.typ.is_empty() || claims.typ == ACCESS_TYP,
+        Typed::Legacy => claims.typ == ACCESS_TYP,
+    };
+    if !typ_ok {
         return Err(invalid("not an access token"));
     }
     if issuer.is_some() && claims.iss.as_deref() != issuer {
         return Err(invalid("issuer"));
+    }
+    if audience.is_some() && claims.aud.as_deref() != audience {
+        return Err(invalid("audience"));
+    }
+    if claims.exp <= now {
+        return Err(Error::new(ErrorCode::TokenExpired));
+    }
+    let latest = now.saturating_add(CLOCK_LEEWAY_SECS);
+    if claims.nbf.is_some_and(|nbf| nbf > latest) {
+        return Err(invalid("not yet valid (nbf)"));
+    }
+    if claims.iat > latest {
+        return Err(invalid("issued in the future (iat)"));
     }
     Ok(claims)
 }
@@ -241,6 +353,7 @@ struct AuthUserInner {
     roles: Vec<String>,
     email_verified: bool,
     expires_at: i64,
+    auth_time: Option<i64>,
 }
 
 impl AuthUser {
@@ -252,6 +365,7 @@ impl AuthUser {
             roles: claims.roles.clone(),
             email_verified: claims.email_verified,
             expires_at: claims.exp,
+            auth_time: claims.auth_time,
         }))
     }
 
@@ -268,6 +382,7 @@ impl AuthUser {
             roles,
             email_verified,
             expires_at: claims_user.0.expires_at,
+            auth_time: claims_user.0.auth_time,
         }))
     }
 
@@ -302,6 +417,12 @@ impl AuthUser {
     /// When the access token expires (seconds since the epoch).
     pub fn expires_at(&self) -> i64 {
         self.0.expires_at
+    }
+    /// When the user authenticated to open the session (the token's
+    /// `auth_time`, seconds since the epoch); `None` for tokens of earlier
+    /// releases.
+    pub fn auth_time(&self) -> Option<i64> {
+        self.0.auth_time
     }
 
     /// `FORBIDDEN` unless the user has at least one of `roles` (F-21).

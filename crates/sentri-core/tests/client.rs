@@ -211,3 +211,167 @@ async fn an_hmac_auth_server_publishes_nothing_to_verify_with() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
 }
+
+/// A fixed Ed25519 key (PKCS#8), so tests can sign tokens of their own as
+/// the auth server would.
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEILEU3PwSFc9523s+dj6eNyW15z1vy0cHZQM8nJ4Xs4zD
+-----END PRIVATE KEY-----
+";
+
+/// An auth server signing with [`ED25519_PEM`], with `iss` and `aud`.
+async fn pinned_auth_server() -> Env {
+    env_with(
+        Config::builder()
+            .algorithm(Algorithm::EdDSA)
+            .private_key_pem(ED25519_PEM)
+            .issuer("https://auth.example")
+            .audience("api")
+            .valid_roles(["user", "admin"])
+            .password_policy(fast_policy()),
+    )
+    .await
+}
+
+async fn pinned_verifier(env: &Env, issuer: &str, audience: &str) -> JwksVerifier {
+    let source = Arc::new(Published {
+        sentri: env.sentri.clone(),
+        fetches: AtomicUsize::new(0),
+        extra: vec![],
+    });
+    let config = VerifierConfig {
+        issuer: Some(issuer.to_owned()),
+        audience: Some(audience.to_owned()),
+        clock: env.clock.clone(),
+        ..VerifierConfig::default()
+    };
+    JwksVerifier::new(source, config).await.unwrap()
+}
+
+/// `payload` signed with [`ED25519_PEM`] under `header` (plus the kid).
+fn sign_ed(env: &Env, mut header: serde_json::Value, payload: &serde_json::Value) -> String {
+    header["alg"] = "EdDSA".into();
+    header["kid"] = env.sentri.jwks().keys[0]
+        .common
+        .key_id
+        .clone()
+        .unwrap()
+        .into();
+    let header: jsonwebtoken::Header = serde_json::from_value(header).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(ED25519_PEM.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, payload, &key).unwrap()
+}
+
+fn payload_of(token: &str) -> serde_json::Value {
+    let p = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn client_mode_accepts_at_jwt_and_earlier_tokens_with_the_server_checks() {
+    let env = pinned_auth_server().await;
+    let out = signed_in(&env, "checks@example.com").await;
+    let verifier = pinned_verifier(&env, "https://auth.example", "api").await;
+    let user = verifier
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(user.id(), out.user.id);
+    assert!(user.auth_time().is_some());
+
+    let payload = payload_of(&out.tokens.access_token);
+    // The earlier form: header typ JWT, claim typ access, no jti.
+    let mut legacy = payload.clone();
+    legacy.as_object_mut().unwrap().remove("jti");
+    let token = sign_ed(&env, serde_json::json!({"typ": "JWT"}), &legacy);
+    verifier.verify_access(&token).await.unwrap();
+
+    let now = env.clock.unix_seconds();
+    let with = |claim: &str, value: serde_json::Value| {
+        let mut p = payload.clone();
+        if value.is_null() {
+            p.as_object_mut().unwrap().remove(claim);
+        } else {
+            p[claim] = value;
+        }
+        p
+    };
+    let at_jwt = serde_json::json!({"typ": "at+jwt"});
+    let refused = [
+        (
+            "no aud",
+            sign_ed(&env, at_jwt.clone(), &with("aud", serde_json::Value::Null)),
+        ),
+        (
+            "other aud",
+            sign_ed(&env, at_jwt.clone(), &with("aud", "other".into())),
+        ),
+        (
+            "no iss",
+            sign_ed(&env, at_jwt.clone(), &with("iss", serde_json::Value::Null)),
+        ),
+        (
+            "other iss",
+            sign_ed(&env, at_jwt.clone(), &with("iss", "https://evil".into())),
+        ),
+        (
+            "nbf ahead",
+            sign_ed(&env, at_jwt.clone(), &with("nbf", (now + 61).into())),
+        ),
+        (
+            "iat ahead",
+            sign_ed(&env, at_jwt.clone(), &with("iat", (now + 61).into())),
+        ),
+        (
+            "refresh typ",
+            sign_ed(&env, at_jwt.clone(), &with("typ", "refresh".into())),
+        ),
+        (
+            "crit",
+            sign_ed(
+                &env,
+                serde_json::json!({"typ": "at+jwt", "crit": ["exp"]}),
+                &payload,
+            ),
+        ),
+        (
+            "other typ header",
+            sign_ed(&env, serde_json::json!({"typ": "JOSE"}), &payload),
+        ),
+        (
+            "earlier form without the claim",
+            sign_ed(
+                &env,
+                serde_json::json!({"typ": "JWT"}),
+                &with("typ", serde_json::Value::Null),
+            ),
+        ),
+    ];
+    for (what, token) in refused {
+        let err = verifier.verify_access(&token).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenInvalid, "{what}");
+    }
+    // Within the leeway: accepted.
+    let near = sign_ed(&env, at_jwt.clone(), &with("nbf", (now + 60).into()));
+    verifier.verify_access(&near).await.unwrap();
+    // The refresh token is never an access token.
+    let err = verifier
+        .verify_access(&out.tokens.refresh_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test]
+async fn client_mode_pinned_to_another_issuer_or_audience_refuses() {
+    let env = pinned_auth_server().await;
+    let out = signed_in(&env, "pinned@example.com").await;
+    for (iss, aud) in [("https://auth.example", "other"), ("https://evil", "api")] {
+        let verifier = pinned_verifier(&env, iss, aud).await;
+        let err = verifier
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenInvalid, "{iss} {aud}");
+    }
+}

@@ -61,6 +61,8 @@ async fn access_tokens_carry_the_spec_claims() {
     assert_eq!(payload["identifier"], "claims@example.com");
     assert_eq!(payload["roles"], serde_json::json!(["user"]));
     assert_eq!(payload["typ"], "access");
+    assert_eq!(header["typ"], "at+jwt");
+    assert!(payload["jti"].is_string());
     let ttl = payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap();
     assert_eq!(ttl, 15 * 60);
 }
@@ -230,6 +232,318 @@ async fn access_and_refresh_tokens_are_not_interchangeable() {
         .refresh(refresh_input(&out.tokens.refresh_token))
         .await
         .unwrap();
+}
+
+/// Sign `payload` with the test secret (HS256) under `header`.
+fn sign_hs256(header: serde_json::Value, payload: &serde_json::Value) -> String {
+    let header: jsonwebtoken::Header = serde_json::from_value(header).unwrap();
+    jsonwebtoken::encode(
+        &header,
+        payload,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn access_tokens_are_typed_at_jwt_with_jti_auth_time_and_amr() {
+    let env = env().await;
+    let login_at = env.clock.unix_seconds();
+    let out = signed_in(&env, "rfc9068@example.com").await;
+    let (header, payload, _) = parts(&out.tokens.access_token);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "HS256");
+    assert!(header.get("crit").is_none());
+    let jti = payload["jti"].as_str().unwrap();
+    assert_eq!(URL_SAFE_NO_PAD.decode(jti).unwrap().len(), 16, "{jti}");
+    assert_eq!(payload["auth_time"], login_at);
+    assert_eq!(payload["amr"], serde_json::json!(["pwd"]));
+    // Kept for verifiers of earlier releases.
+    assert_eq!(payload["typ"], "access");
+    let user = env
+        .sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(user.auth_time(), Some(login_at));
+
+    // A refresh later: a new jti, the login's auth_time and amr.
+    env.clock.advance(Duration::from_secs(90));
+    let next = env
+        .sentri
+        .refresh(refresh_input(&out.tokens.refresh_token))
+        .await
+        .unwrap();
+    let (_, refreshed, _) = parts(&next.tokens.access_token);
+    assert_ne!(refreshed["jti"], payload["jti"]);
+    assert_eq!(refreshed["iat"], login_at + 90);
+    assert_eq!(refreshed["auth_time"], login_at);
+    assert_eq!(refreshed["amr"], serde_json::json!(["pwd"]));
+}
+
+#[tokio::test]
+async fn two_refreshes_in_one_second_never_give_the_same_access_token() {
+    // The manual clock does not move: every token below has the same
+    // `iat`, `exp`, `sub` and `sid`.
+    let env = env().await;
+    let out = signed_in(&env, "same-second@example.com").await;
+    let mut seen = std::collections::HashSet::new();
+    let mut jtis = std::collections::HashSet::new();
+    assert!(seen.insert(out.tokens.access_token.clone()));
+    let mut refresh = out.tokens.refresh_token;
+    for _ in 0..5 {
+        let next = env.sentri.refresh(refresh_input(&refresh)).await.unwrap();
+        let (_, payload, _) = parts(&next.tokens.access_token);
+        assert!(jtis.insert(payload["jti"].as_str().unwrap().to_owned()));
+        assert!(
+            seen.insert(next.tokens.access_token.clone()),
+            "a byte-identical access token was issued twice"
+        );
+        env.sentri
+            .verify_access(&next.tokens.access_token)
+            .await
+            .unwrap();
+        refresh = next.tokens.refresh_token;
+    }
+    // Two logins of one user in one second too.
+    let a = env
+        .sentri
+        .login(login_input("same-second@example.com", PASSWORD))
+        .await
+        .unwrap();
+    let b = env
+        .sentri
+        .login(login_input("same-second@example.com", PASSWORD))
+        .await
+        .unwrap();
+    assert_ne!(a.tokens.access_token, b.tokens.access_token);
+    assert_ne!(
+        parts(&a.tokens.access_token).1["jti"],
+        parts(&b.tokens.access_token).1["jti"]
+    );
+}
+
+#[tokio::test]
+async fn tokens_of_the_earlier_form_are_still_accepted() {
+    // Issued before `typ: "at+jwt"`: header `typ: "JWT"` (or none), the
+    // claim `typ: "access"`, no `jti`, `auth_time` or `amr`.
+    let env = env().await;
+    let out = signed_in(&env, "legacy@example.com").await;
+    let (_, mut payload, _) = parts(&out.tokens.access_token);
+    let claims = payload.as_object_mut().unwrap();
+    for claim in ["jti", "auth_time", "amr"] {
+        claims.remove(claim);
+    }
+    for header in [
+        serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+        serde_json::json!({"alg": "HS256"}),
+    ] {
+        let legacy = sign_hs256(header.clone(), &payload);
+        let user = env.sentri.verify_access(&legacy).await.unwrap();
+        assert_eq!(user.id(), out.user.id, "{header}");
+        assert_eq!(user.auth_time(), None);
+    }
+    // Without the claim, the earlier form is not an access token.
+    let mut untyped = payload.clone();
+    untyped.as_object_mut().unwrap().remove("typ");
+    let err = env
+        .sentri
+        .verify_access(&sign_hs256(
+            serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+            &untyped,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test]
+async fn the_typ_header_must_name_an_access_token() {
+    let env = env().await;
+    let out = signed_in(&env, "typ@example.com").await;
+    let (_, payload, _) = parts(&out.tokens.access_token);
+    let mut untyped = payload.clone();
+    untyped.as_object_mut().unwrap().remove("typ");
+    // RFC 9068 §4: `at+jwt` or `application/at+jwt`, in any case; the
+    // claim `typ` is then optional.
+    for typ in [
+        "at+jwt",
+        "application/at+jwt",
+        "AT+JWT",
+        "Application/AT+JWT",
+    ] {
+        for p in [&payload, &untyped] {
+            let token = sign_hs256(serde_json::json!({"alg": "HS256", "typ": typ}), p);
+            env.sentri.verify_access(&token).await.unwrap();
+        }
+    }
+    let mut refresh_claim = payload.clone();
+    refresh_claim["typ"] = "refresh".into();
+    let refused = [
+        // Another type of JWT.
+        sign_hs256(
+            serde_json::json!({"alg": "HS256", "typ": "refresh+jwt"}),
+            &payload,
+        ),
+        sign_hs256(serde_json::json!({"alg": "HS256", "typ": "JOSE"}), &payload),
+        sign_hs256(
+            serde_json::json!({"alg": "HS256", "typ": "application/jwt+at"}),
+            &payload,
+        ),
+        // An access token header over a claim of another type.
+        sign_hs256(
+            serde_json::json!({"alg": "HS256", "typ": "at+jwt"}),
+            &refresh_claim,
+        ),
+    ];
+    for token in refused {
+        let err = env.sentri.verify_access(&token).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenInvalid, "{:?}", parts(&token).0);
+    }
+}
+
+#[tokio::test]
+async fn a_crit_header_is_refused() {
+    let env = env().await;
+    let out = signed_in(&env, "crit@example.com").await;
+    let (_, payload, _) = parts(&out.tokens.access_token);
+    for crit in [
+        serde_json::json!(["exp"]),
+        serde_json::json!(["b64"]),
+        serde_json::json!([]),
+    ] {
+        let token = sign_hs256(
+            serde_json::json!({"alg": "HS256", "typ": "at+jwt", "crit": crit, "b64": true}),
+            &payload,
+        );
+        let err = env.sentri.verify_access(&token).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenInvalid, "{crit}");
+    }
+}
+
+#[tokio::test]
+async fn nbf_and_a_future_iat_are_checked_with_a_small_leeway() {
+    let env = env().await;
+    let out = signed_in(&env, "clock@example.com").await;
+    let (header, payload, _) = parts(&out.tokens.access_token);
+    let now = env.clock.unix_seconds();
+    let with = |claim: &str, at: i64| {
+        let mut p = payload.clone();
+        p[claim] = at.into();
+        sign_hs256(header.clone(), &p)
+    };
+    let leeway = sentri_core::tokens::CLOCK_LEEWAY_SECS;
+    assert_eq!(leeway, 60);
+    for claim in ["nbf", "iat"] {
+        // Within the leeway (clock skew): accepted.
+        env.sentri
+            .verify_access(&with(claim, now + leeway))
+            .await
+            .unwrap();
+        // Beyond it: refused, every time (a refusal is never cached).
+        let early = with(claim, now + leeway + 1);
+        for _ in 0..2 {
+            let err = env.sentri.verify_access(&early).await.unwrap_err();
+            assert_eq!(err.code(), ErrorCode::TokenInvalid, "{claim}");
+        }
+    }
+    // A token whose nbf has come is accepted.
+    let later = with("nbf", now + 120);
+    env.clock.advance(Duration::from_secs(60));
+    env.sentri.verify_access(&later).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_configured_audience_or_issuer_is_required_not_only_compared() {
+    let env = env_with(base().issuer("https://auth.example").audience("api")).await;
+    let out = signed_in(&env, "required@example.com").await;
+    let (header, payload, _) = parts(&out.tokens.access_token);
+    for claim in ["aud", "iss"] {
+        let mut p = payload.clone();
+        p.as_object_mut().unwrap().remove(claim);
+        let err = env
+            .sentri
+            .verify_access(&sign_hs256(header.clone(), &p))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TokenInvalid, "without {claim}");
+    }
+    // An audience list that names another audience: refused.
+    let mut p = payload.clone();
+    p["aud"] = serde_json::json!(["other"]);
+    let err = env
+        .sentri
+        .verify_access(&sign_hs256(header.clone(), &p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test]
+async fn a_stock_rfc_9068_verifier_accepts_sentri_tokens() {
+    // What a resource server with plain `jsonwebtoken` checks: the
+    // published key, the algorithm, `typ: at+jwt`, issuer, audience, expiry,
+    // and the claims RFC 9068 §2.2 requires that sentri has.
+    let env = env_with(
+        Config::builder()
+            .algorithm(Algorithm::EdDSA)
+            .valid_roles(["user"])
+            .issuer("https://auth.example")
+            .audience("https://api.example")
+            .password_policy(fast_policy()),
+    )
+    .await;
+    let out = signed_in(&env, "stock@example.com").await;
+    let token = &out.tokens.access_token;
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwk = env
+        .sentri
+        .jwks()
+        .find(header.kid.as_deref().unwrap())
+        .cloned()
+        .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&["https://auth.example"]);
+    validation.set_audience(&["https://api.example"]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
+    // The stock verifier runs on the system clock; the manual clock starts
+    // at the real now.
+    let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).unwrap();
+    for claim in ["iss", "exp", "aud", "sub", "iat", "jti", "auth_time"] {
+        assert!(data.claims.get(claim).is_some(), "{claim}");
+    }
+    // Pinned to another audience or issuer, the same verifier refuses.
+    let mut other = validation.clone();
+    other.set_audience(&["https://other.example"]);
+    assert!(jsonwebtoken::decode::<serde_json::Value>(token, &key, &other).is_err());
+    let mut other = validation.clone();
+    other.set_issuer(&["https://evil.example"]);
+    assert!(jsonwebtoken::decode::<serde_json::Value>(token, &key, &other).is_err());
+}
+
+#[tokio::test]
+async fn hs384_and_hs512_tokens_verify() {
+    for (alg, len) in [(Algorithm::HS384, 48), (Algorithm::HS512, 64)] {
+        let secret = "s".repeat(len);
+        let env = env_with(
+            Config::builder()
+                .algorithm(alg)
+                .secret(&secret)
+                .valid_roles(["user"])
+                .password_policy(fast_policy()),
+        )
+        .await;
+        let out = signed_in(&env, "hs@example.com").await;
+        let (header, _, _) = parts(&out.tokens.access_token);
+        assert_eq!(header["alg"], alg.as_str());
+        env.sentri
+            .verify_access(&out.tokens.access_token)
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]

@@ -42,9 +42,9 @@ use crate::password::PasswordPolicy;
 pub enum Algorithm {
     /// HMAC with SHA-256 (shared secret, ≥ 32 bytes).
     HS256,
-    /// HMAC with SHA-384.
+    /// HMAC with SHA-384 (shared secret, ≥ 48 bytes).
     HS384,
-    /// HMAC with SHA-512.
+    /// HMAC with SHA-512 (shared secret, ≥ 64 bytes).
     HS512,
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RS256,
@@ -91,6 +91,18 @@ impl Algorithm {
     /// Whether the algorithm uses a shared secret.
     pub fn is_hmac(self) -> bool {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+
+    /// The shortest HMAC secret accepted, in bytes: the hash's output size
+    /// (RFC 7518 §3.2): 32 for HS256, 48 for HS384, 64 for HS512; 0 for
+    /// asymmetric algorithms.
+    pub fn min_secret_len(self) -> usize {
+        match self {
+            Self::HS256 => 32,
+            Self::HS384 => 48,
+            Self::HS512 => 64,
+            _ => 0,
+        }
     }
 
     pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
@@ -349,6 +361,14 @@ impl Config {
     pub fn reuse_grace(&self) -> Duration {
         self.reuse_grace
     }
+    /// The `iss` set in access tokens and required of them, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+    /// The `aud` set in access tokens and required of them, if any.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
     /// How `protect` checks sessions.
     pub fn session_check(&self) -> SessionCheck {
         self.session_check
@@ -426,7 +446,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// The HMAC secret (HS256/384/512), at least 32 bytes.
+    /// The HMAC secret: at least 32 bytes for HS256, 48 for HS384, 64 for
+    /// HS512.
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = Some(Zeroizing::new(secret.as_ref().to_vec()));
         self
@@ -617,8 +638,13 @@ impl ConfigBuilder {
             let secret = self
                 .secret
                 .ok_or_else(|| cfg("secret", "required for HMAC algorithms"))?;
-            if secret.len() < 32 {
-                return Err(cfg("secret", "must be at least 32 bytes"));
+            // RFC 7518 §3.2: a key at least as long as the hash output.
+            let min = algorithm.min_secret_len();
+            if secret.len() < min {
+                return Err(Error::configuration(
+                    "secret",
+                    &format!("must be at least {min} bytes for {algorithm}"),
+                ));
             }
             KeySource::Secret(secret)
         } else {

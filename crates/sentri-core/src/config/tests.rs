@@ -149,6 +149,29 @@ fn every_bad_value_names_its_field() {
 }
 
 #[test]
+fn hmac_secrets_are_at_least_the_hash_size() {
+    for (alg, min) in [
+        (Algorithm::HS256, 32),
+        (Algorithm::HS384, 48),
+        (Algorithm::HS512, 64),
+    ] {
+        let with = |len: usize| {
+            Config::builder()
+                .algorithm(alg)
+                .secret(vec![b'k'; len])
+                .valid_roles(["user"])
+                .build()
+        };
+        let err = with(min - 1).unwrap_err();
+        assert_eq!(
+            err.message(),
+            format!("secret: must be at least {min} bytes for {alg}")
+        );
+        assert_eq!(with(min).unwrap().algorithm(), alg);
+    }
+}
+
+#[test]
 fn asymmetric_without_key_generates() {
     let c = Config::builder()
         .algorithm(Algorithm::EdDSA)

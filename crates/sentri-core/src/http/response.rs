@@ -1,7 +1,7 @@
 //! Responses: the envelope as `http::Response<Bytes>`, errors, panics.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -9,6 +9,26 @@ use crate::error::{Envelope, Error, ErrorCode};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+/// RFC 6750 §3: no token was presented.
+const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
+/// RFC 6750 §3.1: the token presented is malformed, forged or revoked.
+const BEARER_INVALID: HeaderValue = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
+/// RFC 6750 §3.1: the token presented has expired.
+const BEARER_EXPIRED: HeaderValue = HeaderValue::from_static(
+    r#"Bearer error="invalid_token", error_description="The access token expired""#,
+);
+
+/// The `WWW-Authenticate` challenge of an error, for the 401s of bearer
+/// authentication (RFC 6750 §3): `UNAUTHORIZED` (no token) asks for one,
+/// `TOKEN_INVALID` and `TOKEN_EXPIRED` add `error="invalid_token"`.
+fn challenge(code: &ErrorCode) -> Option<HeaderValue> {
+    match code {
+        ErrorCode::Unauthorized => Some(BEARER),
+        ErrorCode::TokenInvalid => Some(BEARER_INVALID),
+        ErrorCode::TokenExpired => Some(BEARER_EXPIRED),
+        _ => None,
+    }
+}
 
 /// A JSON response with `Content-Type: application/json` and
 /// `Cache-Control: no-store` (responses of an auth service are private).
@@ -47,18 +67,26 @@ pub fn envelope_response<T: Serialize>(
     }
 }
 
-/// The envelope of an error, with its status and `Retry-After` when set
-/// (F-25). Unexpected errors (500) are logged with their cause; the client
-/// sees only the code and the safe message.
+/// The envelope of an error, with its status, `Retry-After` when set
+/// (F-25), and a `WWW-Authenticate: Bearer` challenge on the 401s of
+/// bearer authentication (RFC 6750 §3; `error="invalid_token"` for a bad or
+/// expired token, not for a missing one). Unexpected errors (500) are
+/// logged with their cause; the client sees only the code and the safe
+/// message.
 ///
 /// ```
 /// use sentri_core::http::error_response;
-/// use sentri_core::Error;
+/// use sentri_core::{Error, ErrorCode};
 /// use std::time::Duration;
 ///
 /// let res = error_response(&Error::rate_limited(Duration::from_secs(30)));
 /// assert_eq!(res.status(), 429);
 /// assert_eq!(res.headers()["retry-after"], "30");
+///
+/// let res = error_response(&Error::new(ErrorCode::Unauthorized));
+/// assert_eq!(res.headers()["www-authenticate"], "Bearer");
+/// let res = error_response(&Error::new(ErrorCode::TokenInvalid));
+/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
 /// ```
 pub fn error_response(err: &Error) -> Response<Bytes> {
     if err.is_unhandled() {
@@ -69,6 +97,9 @@ pub fn error_response(err: &Error) -> Response<Bytes> {
     if let Some(secs) = err.retry_after_secs() {
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(value) = challenge(err.code_ref()) {
+        res.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
     res
 }

@@ -351,6 +351,8 @@ impl Sentri {
                 identifier: &user.identifier,
                 roles: &user.roles,
                 email_verified: user.email_verified_at.is_some(),
+                auth_time: now,
+                amr: &[tokens::AMR_PASSWORD],
             },
             &refresh,
             expires_at,

@@ -246,10 +246,8 @@ impl Sentri {
             token,
             config.issuer.as_deref(),
             config.audience.as_deref(),
+            now,
         )?;
-        if claims.exp <= now {
-            return Err(Error::new(ErrorCode::TokenExpired));
-        }
         let user = AuthUser::from_claims(&claims);
         if let Some(cache) = &self.0.verified {
             cache.insert(token, user.clone(), now);
@@ -332,7 +330,12 @@ impl Sentri {
             roles: claims_for.roles.to_vec(),
             iat: now.timestamp(),
             exp: access_expires_at.timestamp(),
+            nbf: None,
+            // Unique per token: two issued in one second still differ.
+            jti: tokens::new_jti(),
             typ: tokens::ACCESS_TYP.to_owned(),
+            auth_time: Some(claims_for.auth_time.timestamp()),
+            amr: claims_for.amr.iter().map(|&m| m.to_owned()).collect(),
             email_verified: claims_for.email_verified,
             iss: config.issuer.clone(),
             aud: config.audience.clone(),
@@ -469,6 +472,10 @@ pub(crate) struct TokenSubject<'a> {
     pub(crate) identifier: &'a str,
     pub(crate) roles: &'a [String],
     pub(crate) email_verified: bool,
+    /// When the user authenticated to open the session (`auth_time`).
+    pub(crate) auth_time: DateTime<Utc>,
+    /// How (`amr`, RFC 8176 values).
+    pub(crate) amr: &'a [&'a str],
 }
 
 pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {

@@ -84,6 +84,9 @@ impl Sentri {
                 identifier: &user.identifier,
                 roles: &user.roles,
                 email_verified: user.email_verified_at.is_some(),
+                auth_time: active.session.created_at,
+                // Every session is opened by a password login.
+                amr: &[tokens::AMR_PASSWORD],
             },
             &next,
             active.session.expires_at,

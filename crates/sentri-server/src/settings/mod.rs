@@ -54,6 +54,11 @@ pub enum Key {
     Secret,
     /// `SENTRI_ALGORITHM`: the JWS algorithm.
     Algorithm,
+    /// `SENTRI_ISSUER`: the `iss` of access tokens, required when verifying.
+    Issuer,
+    /// `SENTRI_AUDIENCE`: the `aud` of access tokens, required when
+    /// verifying.
+    Audience,
     /// `SENTRI_ACCESS_TTL`: access token lifetime.
     AccessTtl,
     /// `SENTRI_REFRESH_TTL`: session and refresh token lifetime.
@@ -76,7 +81,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 21] = [
         Key::Bind,
         Key::DatabaseUrl,
         Key::RedisUrl,
@@ -87,6 +92,8 @@ impl Key {
         Key::ApiKey,
         Key::Secret,
         Key::Algorithm,
+        Key::Issuer,
+        Key::Audience,
         Key::AccessTtl,
         Key::RefreshTtl,
         Key::ReuseGrace,
@@ -111,6 +118,8 @@ impl Key {
             Key::ApiKey => "api_key",
             Key::Secret => "secret",
             Key::Algorithm => "algorithm",
+            Key::Issuer => "issuer",
+            Key::Audience => "audience",
             Key::AccessTtl => "access_ttl",
             Key::RefreshTtl => "refresh_ttl",
             Key::ReuseGrace => "reuse_grace",
@@ -136,6 +145,8 @@ impl Key {
             Key::ApiKey => "SENTRI_API_KEY",
             Key::Secret => "SENTRI_SECRET",
             Key::Algorithm => "SENTRI_ALGORITHM",
+            Key::Issuer => "SENTRI_ISSUER",
+            Key::Audience => "SENTRI_AUDIENCE",
             Key::AccessTtl => "SENTRI_ACCESS_TTL",
             Key::RefreshTtl => "SENTRI_REFRESH_TTL",
             Key::ReuseGrace => "SENTRI_REUSE_GRACE",
@@ -318,6 +329,10 @@ pub struct Settings {
     /// The signing algorithm; `None` means `HS256` with a secret, else
     /// `EdDSA` with a generated, persisted key.
     pub algorithm: Option<Algorithm>,
+    /// The `iss` set in and required of access tokens (`None`: no `iss`).
+    pub issuer: Option<String>,
+    /// The `aud` set in and required of access tokens (`None`: no `aud`).
+    pub audience: Option<String>,
     /// Access token lifetime (`None`: the library default, 15m).
     pub access_ttl: Option<Duration>,
     /// Refresh lifetime (`None`: 7d).
@@ -514,6 +529,18 @@ impl Settings {
                 )
             })?),
         };
+        let claim = |key: Key| -> Result<Option<String>, SettingsError> {
+            match raw.get(key).map(str::trim) {
+                None => Ok(None),
+                Some(v) if v.len() > 1024 || v.chars().any(char::is_control) => Err(raw.err(
+                    key,
+                    "must be at most 1024 bytes, without control characters",
+                )),
+                Some(v) => Ok(Some(v.to_owned())),
+            }
+        };
+        let issuer = claim(Key::Issuer)?;
+        let audience = claim(Key::Audience)?;
         let duration = |key: Key| -> Result<Option<Duration>, SettingsError> {
             raw.get(key)
                 .map(|v| parse_duration(v).map_err(|p| raw.err(key, p)))
@@ -581,6 +608,8 @@ impl Settings {
             api_key: secret(Key::ApiKey),
             secret: secret(Key::Secret),
             algorithm,
+            issuer,
+            audience,
             access_ttl: duration(Key::AccessTtl)?,
             refresh_ttl: duration(Key::RefreshTtl)?,
             reuse_grace: duration(Key::ReuseGrace)?,
@@ -622,6 +651,12 @@ impl Settings {
         }
         if let Some(key) = &self.api_key {
             builder = builder.api_key(key.expose());
+        }
+        if let Some(issuer) = &self.issuer {
+            builder = builder.issuer(issuer.clone());
+        }
+        if let Some(audience) = &self.audience {
+            builder = builder.audience(audience.clone());
         }
         if let Some(ttl) = self.access_ttl {
             builder = builder.access_ttl(ttl);
@@ -667,6 +702,8 @@ impl Settings {
                 "reuse_grace" => Some(Key::ReuseGrace),
                 "session_check" => Some(Key::SessionCheck),
                 "api_key" => Some(Key::ApiKey),
+                "issuer" => Some(Key::Issuer),
+                "audience" => Some(Key::Audience),
                 "cookies.secure" | "cookies.same_site" => Some(Key::CookieSecure),
                 f if f.starts_with("cookies") => Some(Key::Cookies),
                 _ => None,
@@ -674,7 +711,10 @@ impl Settings {
             match key {
                 Some(Key::Algorithm) if field == "secret" => raw.err(
                     Key::Algorithm,
-                    "HMAC algorithms need SENTRI_SECRET (at least 32 bytes)",
+                    format!(
+                        "HMAC algorithms need SENTRI_SECRET (at least {} bytes)",
+                        self.algorithm.map_or(32, Algorithm::min_secret_len)
+                    ),
                 ),
                 Some(Key::Secret) if problem.contains("asymmetric") => raw.err(
                     Key::Secret,

@@ -3,6 +3,8 @@
 use super::*;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
+/// 64 bytes: long enough for HS512.
+const SECRET_512: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
     Settings::from_sources(env.iter().copied(), None)
@@ -33,7 +35,7 @@ fn env_values_are_parsed() {
         ("SENTRI_BIND", "0.0.0.0:8080"),
         ("SENTRI_ROLES", "member, admin ,auditor"),
         ("SENTRI_DEFAULT_ROLE", "member"),
-        ("SENTRI_SECRET", SECRET),
+        ("SENTRI_SECRET", SECRET_512),
         ("SENTRI_ALGORITHM", "HS512"),
         ("SENTRI_ACCESS_TTL", "5m"),
         ("SENTRI_REFRESH_TTL", "3600"),
@@ -44,6 +46,8 @@ fn env_values_are_parsed() {
         ("SENTRI_LOG", "sentri=debug,info"),
         ("SENTRI_API_KEY", "an-api-key-of-some-length"),
         ("SENTRI_TRUSTED_PROXIES", "10.0.0.1, ::1"),
+        ("SENTRI_ISSUER", " https://auth.example.com "),
+        ("SENTRI_AUDIENCE", "api.example.com"),
     ])
     .unwrap();
     assert_eq!(s.roles, ["member", "admin", "auditor"]);
@@ -59,6 +63,37 @@ fn env_values_are_parsed() {
     assert!(!c.cookies().secure);
     assert!(c.has_api_key());
     assert_eq!(c.trusted_proxies().len(), 2);
+    assert_eq!(c.issuer(), Some("https://auth.example.com"));
+    assert_eq!(c.audience(), Some("api.example.com"));
+}
+
+#[test]
+fn issuer_and_audience_are_unset_by_default() {
+    let c = load(&[]).unwrap().core_config().unwrap();
+    assert_eq!(c.issuer(), None);
+    assert_eq!(c.audience(), None);
+}
+
+#[test]
+fn hmac_secrets_must_fit_the_algorithm() {
+    // 32 bytes: enough for HS256, not for HS384 or HS512.
+    assert!(load(&[("SENTRI_SECRET", SECRET)]).is_ok());
+    for alg in ["HS384", "HS512"] {
+        let e = load(&[("SENTRI_SECRET", SECRET), ("SENTRI_ALGORITHM", alg)]).unwrap_err();
+        assert_eq!(e.name(), "SENTRI_SECRET", "{alg}");
+        assert!(e.problem().contains(&format!("bytes for {alg}")), "{e}");
+    }
+    assert!(
+        load(&[
+            ("SENTRI_SECRET", &SECRET_512[..48]),
+            ("SENTRI_ALGORITHM", "HS384")
+        ])
+        .is_ok()
+    );
+    assert!(load(&[("SENTRI_SECRET", SECRET_512), ("SENTRI_ALGORITHM", "HS512")]).is_ok());
+    let e = load(&[("SENTRI_ALGORITHM", "HS512")]).unwrap_err();
+    assert_eq!(e.name(), "SENTRI_ALGORITHM");
+    assert!(e.problem().contains("at least 64 bytes"), "{e}");
 }
 
 #[test]
@@ -117,6 +152,8 @@ fn every_bad_value_names_its_variable() {
             "SENTRI_TRUSTED_PROXIES",
         ),
         (&[("SENTRI_FRAMEWORK", "actix")], "SENTRI_FRAMEWORK"),
+        (&[("SENTRI_ISSUER", "a\u{7}b")], "SENTRI_ISSUER"),
+        (&[("SENTRI_AUDIENCE", " ")], "SENTRI_AUDIENCE"),
         (&[("SENTRI_SECRET", "")], "SENTRI_SECRET"),
     ];
     for (env, name) in cases {
