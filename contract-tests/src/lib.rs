@@ -85,11 +85,12 @@ impl Outcome {
 }
 
 /// The headers compared between adapters.
-pub const COMPARED_HEADERS: [&str; 7] = [
+pub const COMPARED_HEADERS: [&str; 8] = [
     "content-type",
     "cache-control",
     "set-cookie",
     "retry-after",
+    "www-authenticate",
     "x-idempotent-replayed",
     "x-request-id",
     "allow",

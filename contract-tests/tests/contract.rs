@@ -9,6 +9,9 @@ use sentri_core::SessionCheck;
 use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig};
 use serde_json::{Value, json};
 
+/// The challenge of a 401 for a bad token (RFC 6750 §3.1).
+const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
+
 fn creds(identifier: &str) -> Value {
     json!({"identifier": identifier, "password": PASSWORD})
 }
@@ -52,10 +55,20 @@ async fn every_route_success_and_error_paths() {
         c.send("login unknown", Req::json("POST", "/auth/login", &creds("nobody@example.com")), 401).await;
         // me
         c.send("me", Req::get("/auth/me").bearer(&at), 200).await;
-        c.send("me no token", Req::get("/auth/me"), 401).await;
-        c.send("me bad token", Req::get("/auth/me").bearer("x.y.z"), 401).await;
-        c.send("me basic auth", Req::get("/auth/me").header("authorization", "Basic Zm9vOmJhcg=="), 401).await;
-        c.send("me empty bearer", Req::get("/auth/me").header("authorization", "Bearer "), 401).await;
+        let missing = c.send("me no token", Req::get("/auth/me"), 401).await;
+        assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+        let bad = c.send("me bad token", Req::get("/auth/me").bearer("x.y.z"), 401).await;
+        assert_eq!(bad.header("www-authenticate"), Some(INVALID_TOKEN));
+        let basic = c.send("me basic auth", Req::get("/auth/me").header("authorization", "Basic Zm9vOmJhcg=="), 401).await;
+        assert_eq!(basic.header("www-authenticate"), Some("Bearer"));
+        let empty = c.send("me empty bearer", Req::get("/auth/me").header("authorization", "Bearer "), 401).await;
+        assert_eq!(empty.header("www-authenticate"), Some(INVALID_TOKEN));
+        // The refresh token is not an access token, nor the reverse.
+        let swapped = c.send("me with the refresh token", Req::get("/auth/me").bearer(&rt), 401).await;
+        assert_eq!(swapped.header("www-authenticate"), Some(INVALID_TOKEN));
+        c.send("refresh with the access token", Req::json("POST", "/auth/refresh", &json!({"refreshToken": at})), 401).await;
+        let wrong = c.send("login wrong password again", Req::json("POST", "/auth/login", &json!({"identifier": "alice@example.com", "password": "wrong password"})), 401).await;
+        assert_eq!(wrong.header("www-authenticate"), None, "a login failure is no bearer challenge");
         // refresh
         let r = c.send("refresh", Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt})), 200).await;
         let rt2 = token(&r, "refreshToken");
@@ -336,8 +349,10 @@ async fn user_routes(c: Arc<Server>) {
         )
     };
     c.send("own", note(&uid).bearer(&at), 201).await;
-    c.send("no token", note(&uid), 401).await;
-    c.send("bad token", note(&uid).bearer("nope"), 401).await;
+    let missing = c.send("no token", note(&uid), 401).await;
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    let bad = c.send("bad token", note(&uid).bearer("nope"), 401).await;
+    assert_eq!(bad.header("www-authenticate"), Some(INVALID_TOKEN));
     c.send("someone else", note(other).bearer(&at), 403).await;
     c.send(
         "permit refuses",
@@ -385,8 +400,13 @@ async fn user_routes(c: Arc<Server>) {
     c.send("admin is not self", note(&uid).bearer(&admin), 403)
         .await;
     c.clock.advance(Duration::from_secs(16 * 60));
-    c.send("expired token", Req::get("/profile").bearer(&at), 401)
+    let expired = c
+        .send("expired token", Req::get("/profile").bearer(&at), 401)
         .await;
+    assert_eq!(
+        expired.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token", error_description="The access token expired""#)
+    );
     let feed = c
         .send("expired token, feed", Req::get("/feed").bearer(&at), 200)
         .await;
