@@ -250,6 +250,15 @@ async fn missing_bad_and_expired_tokens_answer_like_protect() {
         let theirs = send(&server_side, req()).await;
         assert_eq!(ours.status, theirs.status, "{what}");
         assert_eq!(ours.body, theirs.body, "{what}");
+        // The RFC 6750 challenge, as in server mode.
+        let challenge = ours.header("www-authenticate");
+        assert_eq!(challenge, theirs.header("www-authenticate"), "{what}");
+        let expected = if what == "no token" {
+            "Bearer"
+        } else {
+            r#"Bearer error="invalid_token""#
+        };
+        assert_eq!(challenge, Some(expected), "{what}");
     }
     send(&app, get("/me", None))
         .await
@@ -259,6 +268,11 @@ async fn missing_bad_and_expired_tokens_answer_like_protect() {
     let ours = send(&app, get("/me", Some(&token))).await;
     assert_eq!(ours.body["code"], "TOKEN_EXPIRED");
     assert_eq!(ours.status, 401);
+    assert!(
+        ours.header("www-authenticate")
+            .unwrap()
+            .starts_with(r#"Bearer error="invalid_token""#)
+    );
     assert_eq!(
         send(&server_side, get("/me", Some(&token))).await.body,
         ours.body

@@ -107,6 +107,7 @@ async fn a_jwks_verifier_backs_protect_and_the_guards() {
 
     let res = cli.get("/me").send().await;
     res.assert_status(http::StatusCode::UNAUTHORIZED);
+    res.assert_header("www-authenticate", "Bearer");
     let body: Value =
         serde_json::from_str(&res.0.into_body().into_string().await.unwrap()).unwrap();
     assert_eq!(body["code"], "UNAUTHORIZED");
@@ -116,6 +117,7 @@ async fn a_jwks_verifier_backs_protect_and_the_guards() {
         .header("authorization", "Bearer a.b.c")
         .send()
         .await;
+    res.assert_header("www-authenticate", r#"Bearer error="invalid_token""#);
     let body: Value =
         serde_json::from_str(&res.0.into_body().into_string().await.unwrap()).unwrap();
     assert_eq!(body["code"], "TOKEN_INVALID");
