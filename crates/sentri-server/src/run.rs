@@ -1,7 +1,6 @@
 //! What each subcommand does: open and migrate the database, build the
 //! [`Sentri`] services, then serve or administer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use sentri_redis::{RedisRevocationBus, RedisStore};
 use sentri_sea_orm::SeaOrmStore;
 use tokio::net::TcpListener;
 
+use crate::conn;
 use crate::error::ServerError;
 use crate::http::{self, AppState};
 use crate::settings::{Framework, Settings};
@@ -195,21 +195,38 @@ pub async fn rotate_key(settings: &Settings) -> Result<String, ServerError> {
     Ok(kid)
 }
 
-/// `serve`: migrate, build, bind and serve until SIGTERM or Ctrl-C, then
+/// Bind the listening socket (`SENTRI_BIND`), before anything slower, so
+/// that a port conflict fails at once.
+///
+/// # Errors
+/// [`ServerError::Startup`] naming the address and the variable.
+pub async fn bind(settings: &Settings) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(settings.bind).await.map_err(|e| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is already in use".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            std::io::ErrorKind::AddrNotAvailable => {
+                "the address is not one of this host's".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        ServerError::Startup(format!(
+            "cannot listen on {} (SENTRI_BIND): {cause}",
+            settings.bind
+        ))
+    })
+}
+
+/// `serve`: bind, migrate, build and serve until SIGTERM or Ctrl-C, then
 /// let in-flight requests finish (at most [`SHUTDOWN_GRACE`]).
 ///
 /// # Errors
 /// Startup failures; serving errors.
 pub async fn serve(settings: Settings) -> Result<(), ServerError> {
+    let listener = bind(&settings).await?;
     let store = open_store(&settings).await?;
     let redis = open_redis(&settings).await?;
     let sentri = build_sentri_with(&settings, store.clone(), redis.as_ref()).await?;
-    let listener = TcpListener::bind(settings.bind).await.map_err(|e| {
-        ServerError::Startup(format!(
-            "cannot listen on {} (SENTRI_BIND): {e}",
-            settings.bind
-        ))
-    })?;
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Startup(format!("cannot read the bound address: {e}")))?;
@@ -232,30 +249,23 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = signalled_tx.send(());
     };
-    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
-        match settings.framework {
-            Framework::Axum => {
-                let app = http::app(state, &settings)?;
-                Box::pin(std::future::IntoFuture::into_future(
-                    axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(signalled),
-                ))
-            }
-            Framework::Poem => {
-                let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)
-                    .map_err(|e| ServerError::Startup(format!("cannot accept on {addr}: {e}")))?;
-                Box::pin(
-                    poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-                        crate::poem_app::app(state),
-                        signalled,
-                        Some(SHUTDOWN_GRACE),
-                    ),
-                )
-            }
-        };
+    let handler: Arc<dyn conn::Handler> = match settings.framework {
+        Framework::Axum => Arc::new(conn::AxumHandler(http::app(state, &settings)?)),
+        Framework::Poem => {
+            use poem::EndpointExt;
+            Arc::new(conn::PoemHandler::new(
+                crate::poem_app::app(state).map_to_response().boxed(),
+                addr,
+            ))
+        }
+    };
+    let server = conn::serve(
+        listener,
+        handler,
+        settings.limits,
+        sentri.config().cookies().clone(),
+        signalled,
+    );
     let drained = async move {
         if signalled_rx.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -263,18 +273,17 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
             std::future::pending::<()>().await;
         }
     };
-    let result = tokio::select! {
-        r = server => r.map_err(|e| ServerError::Startup(format!("server error: {e}"))),
+    tokio::select! {
+        () = server => {}
         () = drained => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
-            Ok(())
         }
-    };
+    }
     for task in background {
         task.abort();
     }
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 /// Key reloading and purging, for as long as the server runs.
