@@ -33,18 +33,25 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// [`ServerError::Database`] naming the (redacted) URL.
 pub async fn open_store(settings: &Settings) -> Result<Arc<SeaOrmStore>, ServerError> {
     let shown = settings.database_url_redacted();
-    let db = sentri_sea_orm::connect(settings.database_url.expose())
-        .await
-        .map_err(|e| {
-            ServerError::Database(format!(
-                "cannot connect to the database {shown} (SENTRI_DATABASE_URL): {}",
-                chain(&e)
-            ))
-        })?;
+    let url = settings.database_url.expose();
+    let db = match sentri_sea_orm::connect(url).await {
+        Ok(db) => db,
+        Err(e) => {
+            // The pool may only say it timed out: the network's answer
+            // (refused, no such host, …) is the cause an operator needs.
+            let cause = match unreachable(url).await {
+                Some(network) => network,
+                None => plain_cause(&e),
+            };
+            return Err(ServerError::Database(format!(
+                "cannot connect to the database {shown} (SENTRI_DATABASE_URL): {cause}"
+            )));
+        }
+    };
     sentri_sea_orm::migrate(&db).await.map_err(|e| {
         ServerError::Database(format!(
             "cannot migrate the database {shown}: {}",
-            chain(&e)
+            plain_cause(&e)
         ))
     })?;
     tracing::info!(database = %shown, "database ready (migrations applied)");
@@ -81,22 +88,30 @@ pub async fn open_redis(settings: &Settings) -> Result<Option<RedisStores>, Serv
     let (Some(url), Some(shown)) = (&settings.redis_url, settings.redis_url_redacted()) else {
         return Ok(None);
     };
-    let failed = |e: sentri_redis::Error| {
-        // fred's errors may repeat the URL; show only the redacted one.
-        let cause = match &e {
-            sentri_redis::Error::Redis(err) => format!("{:?}: {}", err.kind(), err.details()),
-            other => other.to_string(),
-        };
+    let failed = |e: sentri_redis::Error, network: Option<String>| {
+        // fred's errors may repeat the URL (and its password) and show
+        // `Debug` output; say what the network said when it refused, else
+        // the server's own words.
+        let cause = network.unwrap_or_else(|| match &e {
+            sentri_redis::Error::Redis(err) => err.details().to_owned(),
+            other => plain_cause(other),
+        });
         ServerError::Startup(format!(
             "cannot connect to Redis {shown} (SENTRI_REDIS_URL): {cause}"
         ))
     };
-    let store = RedisStore::builder()
+    let store = match RedisStore::builder()
         .key_prefix(settings.redis_prefix.clone())
         .connect(url.expose())
         .await
-        .map_err(failed)?;
-    let bus = store.revocation_bus().await.map_err(failed)?;
+    {
+        Ok(store) => store,
+        Err(e) => return Err(failed(e, unreachable(url.expose()).await)),
+    };
+    let bus = match store.revocation_bus().await {
+        Ok(bus) => bus,
+        Err(e) => return Err(failed(e, unreachable(url.expose()).await)),
+    };
     tracing::info!(redis = %shown, prefix = %settings.redis_prefix, "redis ready");
     Ok(Some(RedisStores {
         store: Arc::new(store),
@@ -343,14 +358,101 @@ async fn shutdown_signal() {
     }
 }
 
-/// An error and its causes on one line (for the operator).
-fn chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, for the operator: each cause once
+/// (a message that already shows its source is not followed by it again),
+/// without the wrappers' generic prefixes.
+pub(crate) fn plain_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
+    const NOISE: [&str; 8] = [
+        "store unavailable: ",
+        "store error: ",
+        "Connection Error: ",
+        "Execution Error: ",
+        "Query Error: ",
+        "Failed to acquire connection from pool: ",
+        "error returned from database: ",
+        "error communicating with database: ",
+    ];
+    loop {
+        let before = out.len();
+        for noise in NOISE {
+            out = out.replace(noise, "");
+        }
+        if out.len() == before {
+            break;
+        }
+    }
     out
+}
+
+/// When the host and port of a database or Redis URL cannot be reached
+/// over TCP, why, in plain words (`None` when they can, or the URL names
+/// no single host, e.g. SQLite or a Unix socket).
+pub(crate) async fn unreachable(url: &str) -> Option<String> {
+    let (host, port) = url_host_port(url)?;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                format!("connection refused by {shown} (is the server running, on that port?)")
+            }
+            std::io::ErrorKind::TimedOut => format!("no answer from {shown} (timed out)"),
+            std::io::ErrorKind::PermissionDenied => {
+                format!("not allowed to connect to {shown}")
+            }
+            _ if e.raw_os_error().is_none() => format!("cannot resolve the host {host:?}"),
+            _ => {
+                let text = e.to_string();
+                let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+                format!("cannot reach {shown}: {}", text.to_lowercase())
+            }
+        }),
+        Err(_) => Some(format!("no answer from {shown} within 5 s")),
+    }
+}
+
+/// The host and port of `scheme://[user[:pw]@]host[:port][/…]` for the
+/// network databases and Redis, with their default ports.
+fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme {
+        "postgres" | "postgresql" => 5432,
+        "mysql" | "mariadb" => 3306,
+        "redis" | "rediss" => 6379,
+        _ => return None,
+    };
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() || host_port.contains(',') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
