@@ -85,7 +85,7 @@ impl Outcome {
 }
 
 /// The headers compared between adapters.
-pub const COMPARED_HEADERS: [&str; 8] = [
+pub const COMPARED_HEADERS: [&str; 12] = [
     "content-type",
     "cache-control",
     "set-cookie",
@@ -94,6 +94,18 @@ pub const COMPARED_HEADERS: [&str; 8] = [
     "x-idempotent-replayed",
     "x-request-id",
     "allow",
+    "x-content-type-options",
+    "referrer-policy",
+    "x-frame-options",
+    "strict-transport-security",
+];
+
+/// The security headers every sentri response carries (the auth routes
+/// and every envelope), checked on each one the scenarios send.
+pub const BASELINE_HEADERS: [(&str, &str); 3] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
 ];
 
 /// A request of a scenario.
@@ -280,8 +292,23 @@ impl Server {
             }
         }
         let raw = res.bytes().await.expect("body");
-        let body = serde_json::from_slice(&raw)
+        let body: Value = serde_json::from_slice(&raw)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+        // sentri's responses: its routes, and every envelope (errors of
+        // protect, guards and the error handler on the application's routes).
+        let sentri_made = req.path.starts_with("/auth") || body.get("statusCode").is_some();
+        if sentri_made {
+            for (name, value) in BASELINE_HEADERS {
+                assert_eq!(
+                    headers.get(name).map(|v| v.as_slice()),
+                    Some(&[value.to_owned()][..]),
+                    "{:?} {} {}: {name}",
+                    self.adapter,
+                    req.path,
+                    status
+                );
+            }
+        }
         Outcome {
             status,
             headers,

@@ -41,6 +41,9 @@ async fn every_route_success_and_error_paths() {
     contract(base, |c: Arc<Server>| async move {
         let c = &*c;
         let login = signed_in(c, "alice@example.com").await;
+        // No cookies: no HSTS (the baseline headers are checked on every
+        // response by `fetch`).
+        assert!(!login.headers.contains_key("strict-transport-security"));
         let at = token(&login, "accessToken");
         let rt = token(&login, "refreshToken");
         let uid = login.data()["user"]["id"].as_str().unwrap().to_owned();
@@ -424,6 +427,11 @@ fn cookies_both() -> sentri_core::config::ConfigBuilder {
 async fn cookies_mode_csrf_and_silent_refresh() {
     contract(cookies_both, |c: Arc<Server>| async move {
         let login = signed_in(&c, "k@example.com").await;
+        // Secure cookies: the service is on HTTPS, and says so.
+        assert_eq!(
+            login.headers.get("strict-transport-security"),
+            Some(&vec!["max-age=31536000".to_owned()])
+        );
         let rt = login.cookie("refresh_token").unwrap();
         let at = login.cookie("access_token").unwrap();
         let jar = format!("refresh_token={rt}; access_token={at}");

@@ -373,3 +373,131 @@ async fn try_authenticate_answers_as_authenticate_or_defers() {
         );
     }
 }
+
+fn security_header(res: &http::Response<Bytes>, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn every_response_carries_the_baseline_headers_and_hsts_with_secure_cookies() {
+    let get = |path: &str| Request::new(Method::GET, path);
+    for (cookies, hsts) in [
+        (CookieTransport::Off, false),
+        (CookieTransport::Refresh, true),
+        (CookieTransport::Both, true),
+    ] {
+        let (api, _) = api_with(base().cookies(CookieConfig {
+            transport: cookies,
+            ..Default::default()
+        }))
+        .await;
+        signed_in(&api, "h@example.com").await;
+        let creds = json!({"identifier": "h@example.com", "password": PASSWORD});
+        let responses = [
+            api.dispatch(&post("/auth/login", creds)).await,
+            api.dispatch(&get("/auth/me")).await,
+            api.dispatch(&get("/auth/nope")).await,
+            api.dispatch(&get("/auth/login")).await,
+            api.dispatch(&post("/auth/login", json!({}))).await,
+        ];
+        for res in &responses {
+            assert_eq!(
+                security_header(res, "x-content-type-options").as_deref(),
+                Some("nosniff")
+            );
+            assert_eq!(
+                security_header(res, "referrer-policy").as_deref(),
+                Some("no-referrer")
+            );
+            assert_eq!(
+                security_header(res, "x-frame-options").as_deref(),
+                Some("DENY")
+            );
+            assert_eq!(
+                security_header(res, "strict-transport-security").is_some(),
+                hsts,
+                "{cookies:?} {}",
+                res.status()
+            );
+        }
+    }
+    // Insecure cookies (plain HTTP): no HSTS.
+    let (api, _) = api_with(base().cookies(CookieConfig {
+        transport: CookieTransport::Both,
+        secure: false,
+        ..Default::default()
+    }))
+    .await;
+    let res = api.dispatch(&post("/auth/login", json!({}))).await;
+    assert!(security_header(&res, "strict-transport-security").is_none());
+    assert_eq!(
+        security_header(&res, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    // Errors rendered outside the routes carry the baseline too.
+    let res = sentri_core::http::error_response(&sentri_core::Error::new(ErrorCode::Unauthorized));
+    assert_eq!(
+        security_header(&res, "x-frame-options").as_deref(),
+        Some("DENY")
+    );
+}
+
+#[tokio::test]
+async fn cookie_refresh_from_the_same_host_over_another_scheme_or_port_is_refused() {
+    let (api, _) = api_with(base().cookies(CookieConfig {
+        transport: CookieTransport::Refresh,
+        ..Default::default()
+    }))
+    .await;
+    let res = signed_in(&api, "o@example.com").await;
+    let mut cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
+    let refresh = |cookie: &str, origin: &str| {
+        Request::new(Method::POST, "/auth/refresh")
+            .header("cookie", cookie)
+            .header("host", "api.example.com")
+            .header("origin", origin)
+    };
+    for origin in [
+        "http://api.example.com",
+        "https://api.example.com:8443",
+        "http://api.example.com:443",
+    ] {
+        let res = api.refresh(&refresh(&cookie, origin)).await;
+        assert_eq!(res.status(), 403, "{origin}");
+        assert_eq!(json_of(&res)["code"], "FORBIDDEN");
+    }
+    let res = api
+        .refresh(&refresh(&cookie, "https://api.example.com:443"))
+        .await;
+    assert_eq!(res.status(), 200);
+    cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
+    let res = api
+        .refresh(&refresh(&cookie, "https://api.example.com"))
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn the_access_cookie_can_be_http_only() {
+    let (api, _) = api_with(base().cookies(CookieConfig {
+        transport: CookieTransport::Both,
+        access_http_only: true,
+        ..Default::default()
+    }))
+    .await;
+    let res = signed_in(&api, "p@example.com").await;
+    let cookies = set_cookies(&res);
+    let access = cookies
+        .iter()
+        .find(|c| c.starts_with("access_token="))
+        .unwrap();
+    assert!(access.contains("; HttpOnly"), "{access}");
+    // It still authenticates.
+    let jar = access.split(';').next().unwrap();
+    let res = api
+        .dispatch(&Request::new(Method::GET, "/auth/me").header("cookie", jar))
+        .await;
+    assert_eq!(res.status(), 200);
+}

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use zeroize::Zeroizing;
 
 use crate::error::ServerError;
@@ -78,15 +78,42 @@ pub enum KeysCommand {
 /// `0` on success, `2` for a configuration or usage error, `1` otherwise.
 /// Errors are printed as one line on stderr, never as a panic.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().after_help(settings_help()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "sentri-server stopped");
+            // Once, on stderr (not also as a log line).
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// The end of `--help`: every setting's variable, and where they are
+/// documented.
+pub fn settings_help() -> String {
+    let mut out = String::from(
+        "Settings (environment variables, or keys of the --config TOML file;\n\
+         defaults and meanings in docs/server.md):\n",
+    );
+    let mut line = String::from(" ");
+    for key in crate::settings::Key::ALL {
+        let name = key.env_var();
+        if line.len() + name.len() + 1 > 78 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from(" ");
+        }
+        line.push(' ');
+        line.push_str(name);
+    }
+    out.push_str(&line);
+    out.push_str("\n  SENTRI_CONFIG");
+    out
 }
 
 fn execute(cli: Cli) -> Result<(), ServerError> {

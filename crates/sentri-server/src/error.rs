@@ -41,9 +41,16 @@ impl fmt::Display for ServerError {
             Self::Sentri(what, e) => {
                 write!(f, "{what}: {} ({})", e.message(), e.code().as_str())?;
                 // The operator may see causes (the HTTP client never does).
+                // Each cause once: a message that shows its source already
+                // is not followed by it again.
+                let mut shown = e.message().to_owned();
                 let mut source = std::error::Error::source(e);
                 while let Some(s) = source {
-                    write!(f, ": {s}")?;
+                    let text = s.to_string();
+                    if !shown.contains(&text) {
+                        write!(f, ": {text}")?;
+                        shown.push_str(&text);
+                    }
                     source = s.source();
                 }
                 Ok(())

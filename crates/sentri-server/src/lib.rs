@@ -60,6 +60,7 @@
 
 mod auth;
 pub mod cli;
+pub mod conn;
 pub mod error;
 pub mod http;
 pub mod logging;

@@ -1,7 +1,6 @@
 //! What each subcommand does: open and migrate the database, build the
 //! [`Sentri`] services, then serve or administer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use sentri_redis::{RedisRevocationBus, RedisStore};
 use sentri_sea_orm::SeaOrmStore;
 use tokio::net::TcpListener;
 
+use crate::conn;
 use crate::error::ServerError;
 use crate::http::{self, AppState};
 use crate::settings::{Framework, Settings};
@@ -33,18 +33,25 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// [`ServerError::Database`] naming the (redacted) URL.
 pub async fn open_store(settings: &Settings) -> Result<Arc<SeaOrmStore>, ServerError> {
     let shown = settings.database_url_redacted();
-    let db = sentri_sea_orm::connect(settings.database_url.expose())
-        .await
-        .map_err(|e| {
-            ServerError::Database(format!(
-                "cannot connect to the database {shown} (SENTRI_DATABASE_URL): {}",
-                chain(&e)
-            ))
-        })?;
+    let url = settings.database_url.expose();
+    let db = match sentri_sea_orm::connect(url).await {
+        Ok(db) => db,
+        Err(e) => {
+            // The pool may only say it timed out: the network's answer
+            // (refused, no such host, …) is the cause an operator needs.
+            let cause = match unreachable(url).await {
+                Some(network) => network,
+                None => plain_cause(&e),
+            };
+            return Err(ServerError::Database(format!(
+                "cannot connect to the database {shown} (SENTRI_DATABASE_URL): {cause}"
+            )));
+        }
+    };
     sentri_sea_orm::migrate(&db).await.map_err(|e| {
         ServerError::Database(format!(
             "cannot migrate the database {shown}: {}",
-            chain(&e)
+            plain_cause(&e)
         ))
     })?;
     tracing::info!(database = %shown, "database ready (migrations applied)");
@@ -81,22 +88,30 @@ pub async fn open_redis(settings: &Settings) -> Result<Option<RedisStores>, Serv
     let (Some(url), Some(shown)) = (&settings.redis_url, settings.redis_url_redacted()) else {
         return Ok(None);
     };
-    let failed = |e: sentri_redis::Error| {
-        // fred's errors may repeat the URL; show only the redacted one.
-        let cause = match &e {
-            sentri_redis::Error::Redis(err) => format!("{:?}: {}", err.kind(), err.details()),
-            other => other.to_string(),
-        };
+    let failed = |e: sentri_redis::Error, network: Option<String>| {
+        // fred's errors may repeat the URL (and its password) and show
+        // `Debug` output; say what the network said when it refused, else
+        // the server's own words.
+        let cause = network.unwrap_or_else(|| match &e {
+            sentri_redis::Error::Redis(err) => err.details().to_owned(),
+            other => plain_cause(other),
+        });
         ServerError::Startup(format!(
             "cannot connect to Redis {shown} (SENTRI_REDIS_URL): {cause}"
         ))
     };
-    let store = RedisStore::builder()
+    let store = match RedisStore::builder()
         .key_prefix(settings.redis_prefix.clone())
         .connect(url.expose())
         .await
-        .map_err(failed)?;
-    let bus = store.revocation_bus().await.map_err(failed)?;
+    {
+        Ok(store) => store,
+        Err(e) => return Err(failed(e, unreachable(url.expose()).await)),
+    };
+    let bus = match store.revocation_bus().await {
+        Ok(bus) => bus,
+        Err(e) => return Err(failed(e, unreachable(url.expose()).await)),
+    };
     tracing::info!(redis = %shown, prefix = %settings.redis_prefix, "redis ready");
     Ok(Some(RedisStores {
         store: Arc::new(store),
@@ -195,21 +210,38 @@ pub async fn rotate_key(settings: &Settings) -> Result<String, ServerError> {
     Ok(kid)
 }
 
-/// `serve`: migrate, build, bind and serve until SIGTERM or Ctrl-C, then
+/// Bind the listening socket (`SENTRI_BIND`), before anything slower, so
+/// that a port conflict fails at once.
+///
+/// # Errors
+/// [`ServerError::Startup`] naming the address and the variable.
+pub async fn bind(settings: &Settings) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(settings.bind).await.map_err(|e| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is already in use".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            std::io::ErrorKind::AddrNotAvailable => {
+                "the address is not one of this host's".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        ServerError::Startup(format!(
+            "cannot listen on {} (SENTRI_BIND): {cause}",
+            settings.bind
+        ))
+    })
+}
+
+/// `serve`: bind, migrate, build and serve until SIGTERM or Ctrl-C, then
 /// let in-flight requests finish (at most [`SHUTDOWN_GRACE`]).
 ///
 /// # Errors
 /// Startup failures; serving errors.
 pub async fn serve(settings: Settings) -> Result<(), ServerError> {
+    let listener = bind(&settings).await?;
     let store = open_store(&settings).await?;
     let redis = open_redis(&settings).await?;
     let sentri = build_sentri_with(&settings, store.clone(), redis.as_ref()).await?;
-    let listener = TcpListener::bind(settings.bind).await.map_err(|e| {
-        ServerError::Startup(format!(
-            "cannot listen on {} (SENTRI_BIND): {e}",
-            settings.bind
-        ))
-    })?;
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Startup(format!("cannot read the bound address: {e}")))?;
@@ -232,30 +264,23 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = signalled_tx.send(());
     };
-    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
-        match settings.framework {
-            Framework::Axum => {
-                let app = http::app(state, &settings)?;
-                Box::pin(std::future::IntoFuture::into_future(
-                    axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(signalled),
-                ))
-            }
-            Framework::Poem => {
-                let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)
-                    .map_err(|e| ServerError::Startup(format!("cannot accept on {addr}: {e}")))?;
-                Box::pin(
-                    poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-                        crate::poem_app::app(state),
-                        signalled,
-                        Some(SHUTDOWN_GRACE),
-                    ),
-                )
-            }
-        };
+    let handler: Arc<dyn conn::Handler> = match settings.framework {
+        Framework::Axum => Arc::new(conn::AxumHandler(http::app(state, &settings)?)),
+        Framework::Poem => {
+            use poem::EndpointExt;
+            Arc::new(conn::PoemHandler::new(
+                crate::poem_app::app(state).map_to_response().boxed(),
+                addr,
+            ))
+        }
+    };
+    let server = conn::serve(
+        listener,
+        handler,
+        settings.limits,
+        sentri.config().cookies().clone(),
+        signalled,
+    );
     let drained = async move {
         if signalled_rx.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -263,18 +288,17 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
             std::future::pending::<()>().await;
         }
     };
-    let result = tokio::select! {
-        r = server => r.map_err(|e| ServerError::Startup(format!("server error: {e}"))),
+    tokio::select! {
+        () = server => {}
         () = drained => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
-            Ok(())
         }
-    };
+    }
     for task in background {
         task.abort();
     }
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 /// Key reloading and purging, for as long as the server runs.
@@ -334,14 +358,101 @@ async fn shutdown_signal() {
     }
 }
 
-/// An error and its causes on one line (for the operator).
-fn chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, for the operator: each cause once
+/// (a message that already shows its source is not followed by it again),
+/// without the wrappers' generic prefixes.
+pub(crate) fn plain_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
+    const NOISE: [&str; 8] = [
+        "store unavailable: ",
+        "store error: ",
+        "Connection Error: ",
+        "Execution Error: ",
+        "Query Error: ",
+        "Failed to acquire connection from pool: ",
+        "error returned from database: ",
+        "error communicating with database: ",
+    ];
+    loop {
+        let before = out.len();
+        for noise in NOISE {
+            out = out.replace(noise, "");
+        }
+        if out.len() == before {
+            break;
+        }
+    }
     out
+}
+
+/// When the host and port of a database or Redis URL cannot be reached
+/// over TCP, why, in plain words (`None` when they can, or the URL names
+/// no single host, e.g. SQLite or a Unix socket).
+pub(crate) async fn unreachable(url: &str) -> Option<String> {
+    let (host, port) = url_host_port(url)?;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                format!("connection refused by {shown} (is the server running, on that port?)")
+            }
+            std::io::ErrorKind::TimedOut => format!("no answer from {shown} (timed out)"),
+            std::io::ErrorKind::PermissionDenied => {
+                format!("not allowed to connect to {shown}")
+            }
+            _ if e.raw_os_error().is_none() => format!("cannot resolve the host {host:?}"),
+            _ => {
+                let text = e.to_string();
+                let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+                format!("cannot reach {shown}: {}", text.to_lowercase())
+            }
+        }),
+        Err(_) => Some(format!("no answer from {shown} within 5 s")),
+    }
+}
+
+/// The host and port of `scheme://[user[:pw]@]host[:port][/…]` for the
+/// network databases and Redis, with their default ports.
+fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme {
+        "postgres" | "postgresql" => 5432,
+        "mysql" | "mariadb" => 3306,
+        "redis" | "rediss" => 6379,
+        _ => return None,
+    };
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() || host_port.contains(',') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }

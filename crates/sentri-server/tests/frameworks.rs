@@ -42,6 +42,10 @@ fn shown(r: &Reply) -> Value {
         "retry-after": header("retry-after"),
         "x-idempotent-replayed": header("x-idempotent-replayed"),
         "x-request-id": header("x-request-id"),
+        "x-content-type-options": header("x-content-type-options"),
+        "referrer-policy": header("referrer-policy"),
+        "x-frame-options": header("x-frame-options"),
+        "strict-transport-security": header("strict-transport-security"),
         "body": normalise(&r.body),
     })
 }

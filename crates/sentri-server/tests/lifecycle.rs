@@ -283,6 +283,62 @@ fn bad_settings_fail_at_startup_naming_the_variable() {
         ),
         (&[("SENTRI_LOG", "a=b=c")], "SENTRI_LOG", "filter"),
         (
+            &[("SENTRI_HEADER_READ_TIMEOUT", "0s")],
+            "SENTRI_HEADER_READ_TIMEOUT",
+            "longer than 0s",
+        ),
+        (
+            &[("SENTRI_BODY_READ_TIMEOUT", "slow")],
+            "SENTRI_BODY_READ_TIMEOUT",
+            "not a duration",
+        ),
+        (
+            &[("SENTRI_IDLE_TIMEOUT", "0")],
+            "SENTRI_IDLE_TIMEOUT",
+            "longer than 0s",
+        ),
+        (
+            &[("SENTRI_REQUEST_TIMEOUT", "2m")],
+            "SENTRI_REQUEST_TIMEOUT",
+            "shorter than the idempotency lock TTL (60s)",
+        ),
+        (
+            &[("SENTRI_MAX_CONNECTIONS", "0")],
+            "SENTRI_MAX_CONNECTIONS",
+            "from 1 to 1000000",
+        ),
+        (
+            &[("SENTRI_COOKIE_SAMESITE", "sometimes")],
+            "SENTRI_COOKIE_SAMESITE",
+            "strict, lax, none",
+        ),
+        (
+            &[
+                ("SENTRI_COOKIE_SAMESITE", "none"),
+                ("SENTRI_COOKIE_SECURE", "false"),
+            ],
+            "SENTRI_COOKIE_SAMESITE",
+            "requires Secure",
+        ),
+        (
+            &[
+                ("SENTRI_COOKIE_HOST_PREFIX", "true"),
+                ("SENTRI_COOKIE_SECURE", "false"),
+            ],
+            "SENTRI_COOKIE_HOST_PREFIX",
+            "must be Secure",
+        ),
+        (
+            &[("SENTRI_ACCESS_COOKIE_HTTPONLY", "maybe")],
+            "SENTRI_ACCESS_COOKIE_HTTPONLY",
+            "true or false",
+        ),
+        (
+            &[("SENTRI_ALLOWED_ORIGINS", "https://app.example.com/path")],
+            "SENTRI_ALLOWED_ORIGINS",
+            "scheme://host[:port]",
+        ),
+        (
             &[("SENTRI_CONFIG", "/nonexistent/sentri.toml")],
             "configuration file",
             "cannot be read",
@@ -543,5 +599,142 @@ async fn two_instances_started_at_once_share_one_key_and_the_sessions() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     for server in servers {
         server.stop();
+    }
+}
+
+/// The `error:` lines of a failed start: exactly one, returned.
+fn the_error_line(out: &Output) -> String {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("error"))
+        .filter(|l| !l.contains("sentri migration failed"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the cause once, on one line:\n{}",
+        out.stderr
+    );
+    assert!(lines[0].starts_with("error: "), "{}", out.stderr);
+    for debug in [
+        "Os {",
+        "kind:",
+        "ConnectionRefused",
+        "pool timed out",
+        "Connection Error",
+    ] {
+        assert!(!lines[0].contains(debug), "{debug:?} in {}", lines[0]);
+    }
+    lines[0].to_owned()
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn connection_failures_name_their_cause_once_in_plain_words() {
+    let dir = TestDir::new("operator-messages");
+    let port = closed_port();
+    // A database port nobody listens on.
+    let url = format!("postgres://app:s3cr3t-pw@127.0.0.1:{port}/auth");
+    let out = run(&dir, &[("SENTRI_DATABASE_URL", &url)], &["serve"], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let line = the_error_line(&out);
+    assert_eq!(
+        line,
+        format!(
+            "error: cannot connect to the database postgres://app:***@127.0.0.1:{port}/auth (SENTRI_DATABASE_URL): connection refused by 127.0.0.1:{port} (is the server running, on that port?)"
+        )
+    );
+    // The same for MySQL.
+    let url = format!("mysql://root:s3cr3t-pw@127.0.0.1:{port}/auth");
+    let out = run(&dir, &[("SENTRI_DATABASE_URL", &url)], &["serve"], "");
+    let line = the_error_line(&out);
+    assert!(line.contains("connection refused by 127.0.0.1:"), "{line}");
+    assert!(!out.stderr.contains("s3cr3t-pw"));
+    // A wrong password: the database's own words, once.
+    let out = run(
+        &dir,
+        &[(
+            "SENTRI_DATABASE_URL",
+            "mysql://root:wrong-pw@127.0.0.1:3306/mysql",
+        )],
+        &["serve"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let line = the_error_line(&out);
+    assert!(line.contains("Access denied for user 'root'"), "{line}");
+    assert_eq!(line.matches("Access denied").count(), 1, "{line}");
+    assert!(!out.stderr.contains("wrong-pw"), "{}", out.stderr);
+    // Redis nobody listens on.
+    let url = format!("redis://:s3cret-redis-pw@127.0.0.1:{port}");
+    let out = run(&dir, &[("SENTRI_REDIS_URL", &url)], &["serve"], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let line = the_error_line(&out);
+    assert_eq!(
+        line,
+        format!(
+            "error: cannot connect to Redis redis://:***@127.0.0.1:{port} (SENTRI_REDIS_URL): connection refused by 127.0.0.1:{port} (is the server running, on that port?)"
+        )
+    );
+}
+
+#[test]
+fn a_port_in_use_fails_before_the_database_is_touched() {
+    let dir = TestDir::new("port-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    // The database is unreachable too: the port conflict is what is reported.
+    let db = format!("postgres://app@127.0.0.1:{}/auth", closed_port());
+    let started = std::time::Instant::now();
+    let out = run(
+        &dir,
+        &[("SENTRI_BIND", &addr), ("SENTRI_DATABASE_URL", &db)],
+        &["serve"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        the_error_line(&out),
+        format!("error: cannot listen on {addr} (SENTRI_BIND): the address is already in use")
+    );
+    assert!(!out.stderr.contains("database"), "{}", out.stderr);
+    // The SQLite default would have created its file when migrating.
+    let out = command(&dir, &[("SENTRI_BIND", &addr)])
+        .env_remove("SENTRI_DATABASE_URL")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.path().join("sentri.db").exists());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    drop(taken);
+}
+
+#[test]
+fn help_lists_the_settings_and_points_to_the_docs() {
+    let dir = TestDir::new("help");
+    let out = run(&dir, &[], &["--help"], "");
+    assert!(out.status.success(), "{out:?}");
+    for name in [
+        "SENTRI_BIND",
+        "SENTRI_DATABASE_URL",
+        "SENTRI_REQUEST_TIMEOUT",
+        "SENTRI_MAX_CONNECTIONS",
+        "SENTRI_ALLOWED_ORIGINS",
+        "SENTRI_CONFIG",
+        "docs/server.md",
+    ] {
+        assert!(
+            out.stdout.contains(name),
+            "{name} missing from --help:\n{}",
+            out.stdout
+        );
     }
 }

@@ -12,8 +12,8 @@ pub enum CookieTransport {
     /// The refresh token travels in an `HttpOnly` cookie and is left out of
     /// response bodies.
     Refresh,
-    /// As `Refresh`, and the access token is also set in a cookie readable by
-    /// scripts, which `protect` reads when no `Authorization` header is
+    /// As `Refresh`, and the access token is also set in a cookie (readable
+    /// by scripts unless [`CookieConfig::access_http_only`]), which `protect` reads when no `Authorization` header is
     /// present; `protect` then also refreshes silently (F-24).
     Both,
 }
@@ -75,11 +75,17 @@ pub struct CookieConfig {
     /// `/logout` but not the application's routes. Silent refresh on the
     /// application's own routes needs a path covering them, e.g. `/`.
     pub refresh_path: Option<String>,
-    /// Name of the access cookie (readable by scripts, `Max-Age` = access
-    /// TTL). Default `access_token`.
+    /// Name of the access cookie (`Max-Age` = access TTL; readable by
+    /// scripts unless [`CookieConfig::access_http_only`]). Default
+    /// `access_token`.
     pub access_name: String,
     /// Path of the access cookie. Default `/`.
     pub access_path: String,
+    /// Mark the access cookie `HttpOnly` too. Default `false` (scripts may
+    /// read it, e.g. to send it as a Bearer token); turn it on when the
+    /// browser only ever sends it as a cookie, so a script injected into
+    /// the page cannot read the token.
+    pub access_http_only: bool,
     /// The `Domain` attribute. Default none (host-only cookies).
     pub domain: Option<String>,
     /// Prefix both names with `__Host-`, which browsers accept only with
@@ -102,6 +108,7 @@ impl Default for CookieConfig {
             refresh_path: None,
             access_name: "access_token".to_owned(),
             access_path: "/".to_owned(),
+            access_http_only: false,
             domain: None,
             host_prefix: false,
             allowed_origins: Vec::new(),

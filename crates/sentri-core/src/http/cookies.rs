@@ -93,7 +93,7 @@ impl<'a> CookieWriter<'a> {
                 &tokens.access_token,
                 &self.cfg.access_path,
                 age,
-                false,
+                self.cfg.access_http_only,
             ));
         }
         out
@@ -118,7 +118,7 @@ impl<'a> CookieWriter<'a> {
             "",
             &self.cfg.access_path,
             0,
-            false,
+            self.cfg.access_http_only,
         ));
         out
     }
@@ -140,10 +140,16 @@ pub fn is_state_changing(method: &Method) -> bool {
 
 /// The CSRF check of F-23 for a request authenticated by a cookie: a
 /// state-changing request whose `Origin` is present and not allowed is
-/// `FORBIDDEN`. Allowed are the configured `allowed_origins`, or, when none
-/// are configured, the request's own host. `Origin: null` is never allowed;
-/// without an `Origin`, a browser's `Sec-Fetch-Site: cross-site` is refused
-/// too.
+/// `FORBIDDEN`. Origins are compared as scheme, host and port (default
+/// ports filled in, host case-insensitive).
+///
+/// Allowed are the configured `allowed_origins`, or, when none are
+/// configured, the request's own origin: the host and port of its `Host`
+/// header (or URI authority), and the scheme of its URI when it has one;
+/// otherwise `https`, or `http` too when cookies are not `Secure` or the
+/// host is a loopback name (`localhost`, `127.0.0.1`, `[::1]`, which
+/// browsers treat as secure). `Origin: null` is never allowed; without an
+/// `Origin`, a browser's `Sec-Fetch-Site: cross-site` is refused too.
 ///
 /// # Errors
 /// `FORBIDDEN`.
@@ -171,19 +177,96 @@ pub fn check_origin(
     if origin.eq_ignore_ascii_case("null") {
         return Err(refuse());
     }
+    let origin = Origin::parse(origin).ok_or_else(refuse)?;
     let allowed = if cfg.allowed_origins.is_empty() {
         let host = headers
             .get(HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| uri.authority().map(|a| a.as_str()));
-        let authority = origin.split_once("://").map(|(_, a)| a);
-        matches!((host, authority), (Some(h), Some(a)) if h.trim().eq_ignore_ascii_case(a))
+        host.is_some_and(|host| origin.is_own(host.trim(), uri.scheme_str(), cfg.secure))
     } else {
         cfg.allowed_origins
             .iter()
-            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+            .filter_map(|o| Origin::parse(o.trim().trim_end_matches('/')))
+            .any(|o| o == origin)
     };
     if allowed { Ok(()) } else { Err(refuse()) }
+}
+
+/// An origin as compared by [`check_origin`]: lowercase scheme and host,
+/// the port explicit.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// `host[:port]` (IPv6 hosts in brackets) → (lowercase host, port).
+fn split_authority(authority: &str) -> Option<(String, Option<u16>)> {
+    if authority.is_empty() || authority.contains(['@', '/', '?', '#']) {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{inside}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (authority.to_owned(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok()?),
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+impl Origin {
+    fn parse(text: &str) -> Option<Self> {
+        let (scheme, authority) = text.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default = default_port(&scheme)?;
+        let (host, port) = split_authority(authority)?;
+        Some(Self {
+            scheme,
+            host,
+            port: port.unwrap_or(default),
+        })
+    }
+
+    /// Whether this is the origin of a request to `host` (a `Host` value).
+    fn is_own(&self, host: &str, uri_scheme: Option<&str>, secure: bool) -> bool {
+        let Some((host, port)) = split_authority(host) else {
+            return false;
+        };
+        let scheme_ok = match uri_scheme {
+            Some(s) => s.eq_ignore_ascii_case(&self.scheme),
+            None => {
+                self.scheme == "https"
+                    || !secure
+                    || matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+            }
+        };
+        let port = port.or_else(|| default_port(&self.scheme));
+        scheme_ok && host == self.host && port == Some(self.port)
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +321,29 @@ mod tests {
                 .is_empty()
         );
         assert!(CookieWriter::new(&c, "/auth").clear_cookies().is_empty());
+    }
+
+    #[test]
+    fn access_cookie_can_be_http_only() {
+        let now = Utc::now();
+        let c = CookieConfig {
+            transport: CookieTransport::Both,
+            access_http_only: true,
+            ..Default::default()
+        };
+        let w = CookieWriter::new(&c, "/auth");
+        let set: Vec<_> = w
+            .token_cookies(&pair(now), now)
+            .into_iter()
+            .chain(w.clear_cookies())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(set.len(), 4);
+        assert!(set.iter().all(|c| c.contains("; HttpOnly")), "{set:?}");
+        assert_eq!(
+            set[1],
+            "access_token=acc.ess.tok; Max-Age=900; Path=/; HttpOnly; Secure; SameSite=Strict"
+        );
     }
 
     #[test]
@@ -320,5 +426,98 @@ mod tests {
         h.remove(ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(check_origin(&c, &Method::POST, &uri, &h).is_err());
+    }
+
+    fn origin_allowed(c: &CookieConfig, uri: &str, host: Option<&str>, origin: &str) -> bool {
+        let uri: Uri = uri.parse().unwrap();
+        let mut h = HeaderMap::new();
+        if let Some(host) = host {
+            h.insert(HOST, HeaderValue::from_str(host).unwrap());
+        }
+        h.insert(ORIGIN, HeaderValue::from_str(origin).unwrap());
+        check_origin(c, &Method::POST, &uri, &h).is_ok()
+    }
+
+    #[test]
+    fn origin_check_compares_scheme_host_and_port() {
+        let secure = CookieConfig::default();
+        let host = Some("api.example.com");
+        let ok = |c: &CookieConfig, host: Option<&str>, origin: &str| {
+            origin_allowed(c, "/auth/refresh", host, origin)
+        };
+        // Same host, wrong scheme: with Secure cookies only https is the
+        // request's own origin (it used to pass on the host alone).
+        assert!(ok(&secure, host, "https://api.example.com"));
+        assert!(!ok(&secure, host, "http://api.example.com"));
+        // Default ports are filled in; other ports differ.
+        assert!(ok(&secure, host, "https://api.example.com:443"));
+        assert!(ok(
+            &secure,
+            Some("api.example.com:443"),
+            "https://api.example.com"
+        ));
+        assert!(!ok(&secure, host, "https://api.example.com:8443"));
+        assert!(!ok(
+            &secure,
+            Some("api.example.com:8443"),
+            "https://api.example.com"
+        ));
+        assert!(ok(
+            &secure,
+            Some("API.example.com:8443"),
+            "https://api.example.COM:8443"
+        ));
+        // Look-alikes.
+        assert!(!ok(&secure, host, "https://api.example.com.evil.example"));
+        assert!(!ok(&secure, host, "https://evil@api.example.com"));
+        assert!(!ok(&secure, host, "ftp://api.example.com"));
+        assert!(!ok(&secure, None, "https://api.example.com"));
+        // Loopback over plain HTTP counts as secure in browsers.
+        assert!(ok(&secure, Some("127.0.0.1:3000"), "http://127.0.0.1:3000"));
+        assert!(ok(&secure, Some("localhost:3000"), "http://localhost:3000"));
+        assert!(!ok(
+            &secure,
+            Some("127.0.0.1:3000"),
+            "http://127.0.0.1:3001"
+        ));
+        // Without Secure, http is the request's own scheme too.
+        let insecure = CookieConfig {
+            secure: false,
+            ..Default::default()
+        };
+        assert!(ok(&insecure, host, "http://api.example.com"));
+        assert!(!ok(&insecure, host, "http://api.example.com:8080"));
+        // An absolute URI names the scheme.
+        assert!(!origin_allowed(
+            &insecure,
+            "https://api.example.com/auth/refresh",
+            host,
+            "http://api.example.com"
+        ));
+        // IPv6.
+        assert!(ok(
+            &secure,
+            Some("[2001:db8::1]:8443"),
+            "https://[2001:DB8::1]:8443"
+        ));
+        assert!(!ok(
+            &secure,
+            Some("[2001:db8::1]:8443"),
+            "https://[2001:db8::1]"
+        ));
+
+        // Configured origins: scheme, host and port must all match.
+        let listed = CookieConfig {
+            allowed_origins: vec![
+                "https://app.example.com:8443".into(),
+                "https://www.example.com/".into(),
+            ],
+            ..Default::default()
+        };
+        assert!(ok(&listed, host, "https://app.example.com:8443"));
+        assert!(!ok(&listed, host, "https://app.example.com"));
+        assert!(!ok(&listed, host, "http://app.example.com:8443"));
+        assert!(ok(&listed, host, "https://WWW.example.com:443"));
+        assert!(!ok(&listed, host, "http://www.example.com"));
     }
 }

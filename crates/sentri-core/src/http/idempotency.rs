@@ -104,7 +104,11 @@ where
     let request_id = HeaderValue::from_str(&key).ok();
     let ticket = match start {
         Ok(IdempotencyStart::Proceed(ticket)) => ticket,
-        Ok(IdempotencyStart::Replay(stored)) => return replay(stored),
+        Ok(IdempotencyStart::Replay(stored)) => {
+            let mut res = replay(stored);
+            super::response::security_headers(res.headers_mut(), sentri.config().cookies());
+            return res;
+        }
         Err(err) => {
             let mut res = error_response(&err);
             if let Some(id) = request_id {

@@ -1,10 +1,14 @@
 //! Responses: the envelope as `http::Response<Bytes>`, errors, panics.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, REFERRER_POLICY, RETRY_AFTER,
+    STRICT_TRANSPORT_SECURITY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
+use crate::config::{CookieConfig, CookieTransport};
 use crate::error::{Envelope, Error, ErrorCode};
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -30,13 +34,51 @@ fn challenge(code: &ErrorCode) -> Option<HeaderValue> {
     }
 }
 
-/// A JSON response with `Content-Type: application/json` and
-/// `Cache-Control: no-store` (responses of an auth service are private).
+/// The headers every sentri response carries: the body is never sniffed
+/// as another type, no `Referer` leaks a URL (which may hold a token), and
+/// no page may frame a response.
+pub const BASELINE_HEADERS: [(HeaderName, HeaderValue); 3] = [
+    (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+];
+
+/// The `Strict-Transport-Security` value sent when cookies are `Secure`
+/// (one year; subdomains are left to the operator).
+pub const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+/// Add [`BASELINE_HEADERS`] where absent.
+pub fn baseline_headers(headers: &mut HeaderMap) {
+    for (name, value) in BASELINE_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// [`baseline_headers`], and `Strict-Transport-Security` ([`HSTS`]) when
+/// tokens travel in cookies marked `Secure` (the service is then served
+/// over HTTPS), where absent. The built-in routes and the idempotency
+/// layer call it; servers call it on their own routes.
+pub fn security_headers(headers: &mut HeaderMap, cookies: &CookieConfig) {
+    baseline_headers(headers);
+    if cookies.secure
+        && cookies.transport != CookieTransport::Off
+        && !headers.contains_key(STRICT_TRANSPORT_SECURITY)
+    {
+        headers.insert(STRICT_TRANSPORT_SECURITY, HSTS);
+    }
+}
+
+/// A JSON response with `Content-Type: application/json`,
+/// `Cache-Control: no-store` (responses of an auth service are private)
+/// and the [`BASELINE_HEADERS`].
 pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
     let mut res = Response::new(body.into());
     *res.status_mut() = status;
     res.headers_mut().insert(CONTENT_TYPE, JSON);
     res.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    baseline_headers(res.headers_mut());
     res
 }
 

@@ -33,6 +33,12 @@ impl Api {
     /// Run the route `route` (with its path parameter, if any).
     pub async fn call(&self, route: Route, req: &Request, param: Option<&str>) -> Response<Bytes> {
         let param = param.unwrap_or("");
+        let mut res = self.call_route(route, req, param).await;
+        super::security_headers(res.headers_mut(), self.sentri.config().cookies());
+        res
+    }
+
+    async fn call_route(&self, route: Route, req: &Request, param: &str) -> Response<Bytes> {
         match route {
             Route::Register => self.register(req).await,
             Route::Login => self.login(req).await,
@@ -59,7 +65,11 @@ impl Api {
         };
         match Route::match_path(&req.method, rest) {
             Ok((route, param)) => self.call(route, req, param.as_deref()).await,
-            Err(miss) => miss.into_response(),
+            Err(miss) => {
+                let mut res = miss.into_response();
+                super::security_headers(res.headers_mut(), self.sentri.config().cookies());
+                res
+            }
         }
     }
 

@@ -12,9 +12,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig, parse_duration};
+use sentri_core::config::{
+    CookieConfig, CookieTransport, SameSite, ThrottleConfig, parse_duration,
+};
 use sentri_core::{Algorithm, Config, SessionCheck};
 use zeroize::Zeroizing;
+
+use crate::conn::Limits;
 
 /// The database used when `SENTRI_DATABASE_URL` is not set: a SQLite file
 /// in the working directory, created on first start.
@@ -35,6 +39,17 @@ pub const DEFAULT_LOG: &str = "info";
 pub enum Key {
     /// `SENTRI_BIND`: the socket address to listen on.
     Bind,
+    /// `SENTRI_HEADER_READ_TIMEOUT`: time to receive a request head.
+    HeaderReadTimeout,
+    /// `SENTRI_BODY_READ_TIMEOUT`: time to receive a request body.
+    BodyReadTimeout,
+    /// `SENTRI_IDLE_TIMEOUT`: time a keep-alive connection may wait for
+    /// its next request.
+    IdleTimeout,
+    /// `SENTRI_REQUEST_TIMEOUT`: time to answer a request.
+    RequestTimeout,
+    /// `SENTRI_MAX_CONNECTIONS`: open connections at most.
+    MaxConnections,
     /// `SENTRI_DATABASE_URL`: the SQL database.
     DatabaseUrl,
     /// `SENTRI_REDIS_URL`: Redis for idempotency, throttling and
@@ -69,6 +84,15 @@ pub enum Key {
     Cookies,
     /// `SENTRI_COOKIE_SECURE`: the `Secure` cookie attribute.
     CookieSecure,
+    /// `SENTRI_COOKIE_SAMESITE`: the `SameSite` cookie attribute.
+    CookieSameSite,
+    /// `SENTRI_COOKIE_HOST_PREFIX`: `__Host-` cookie names.
+    CookieHostPrefix,
+    /// `SENTRI_ACCESS_COOKIE_HTTPONLY`: the access cookie is `HttpOnly`.
+    AccessCookieHttpOnly,
+    /// `SENTRI_ALLOWED_ORIGINS`: origins allowed to send cookie-authenticated
+    /// writes (CSRF).
+    AllowedOrigins,
     /// `SENTRI_LOGIN_MAX_FAILURES`: failed logins per identifier in 15 min.
     LoginMaxFailures,
     /// `SENTRI_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
@@ -81,8 +105,13 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 30] = [
         Key::Bind,
+        Key::HeaderReadTimeout,
+        Key::BodyReadTimeout,
+        Key::IdleTimeout,
+        Key::RequestTimeout,
+        Key::MaxConnections,
         Key::DatabaseUrl,
         Key::RedisUrl,
         Key::RedisPrefix,
@@ -99,6 +128,10 @@ impl Key {
         Key::ReuseGrace,
         Key::Cookies,
         Key::CookieSecure,
+        Key::CookieSameSite,
+        Key::CookieHostPrefix,
+        Key::AccessCookieHttpOnly,
+        Key::AllowedOrigins,
         Key::LoginMaxFailures,
         Key::TrustedProxies,
         Key::Log,
@@ -109,6 +142,11 @@ impl Key {
     pub fn file_key(self) -> &'static str {
         match self {
             Key::Bind => "bind",
+            Key::HeaderReadTimeout => "header_read_timeout",
+            Key::BodyReadTimeout => "body_read_timeout",
+            Key::IdleTimeout => "idle_timeout",
+            Key::RequestTimeout => "request_timeout",
+            Key::MaxConnections => "max_connections",
             Key::DatabaseUrl => "database_url",
             Key::RedisUrl => "redis_url",
             Key::RedisPrefix => "redis_prefix",
@@ -125,6 +163,10 @@ impl Key {
             Key::ReuseGrace => "reuse_grace",
             Key::Cookies => "cookies",
             Key::CookieSecure => "cookie_secure",
+            Key::CookieSameSite => "cookie_samesite",
+            Key::CookieHostPrefix => "cookie_host_prefix",
+            Key::AccessCookieHttpOnly => "access_cookie_httponly",
+            Key::AllowedOrigins => "allowed_origins",
             Key::LoginMaxFailures => "login_max_failures",
             Key::TrustedProxies => "trusted_proxies",
             Key::Log => "log",
@@ -136,6 +178,11 @@ impl Key {
     pub fn env_var(self) -> &'static str {
         match self {
             Key::Bind => "SENTRI_BIND",
+            Key::HeaderReadTimeout => "SENTRI_HEADER_READ_TIMEOUT",
+            Key::BodyReadTimeout => "SENTRI_BODY_READ_TIMEOUT",
+            Key::IdleTimeout => "SENTRI_IDLE_TIMEOUT",
+            Key::RequestTimeout => "SENTRI_REQUEST_TIMEOUT",
+            Key::MaxConnections => "SENTRI_MAX_CONNECTIONS",
             Key::DatabaseUrl => "SENTRI_DATABASE_URL",
             Key::RedisUrl => "SENTRI_REDIS_URL",
             Key::RedisPrefix => "SENTRI_REDIS_PREFIX",
@@ -152,6 +199,10 @@ impl Key {
             Key::ReuseGrace => "SENTRI_REUSE_GRACE",
             Key::Cookies => "SENTRI_COOKIES",
             Key::CookieSecure => "SENTRI_COOKIE_SECURE",
+            Key::CookieSameSite => "SENTRI_COOKIE_SAMESITE",
+            Key::CookieHostPrefix => "SENTRI_COOKIE_HOST_PREFIX",
+            Key::AccessCookieHttpOnly => "SENTRI_ACCESS_COOKIE_HTTPONLY",
+            Key::AllowedOrigins => "SENTRI_ALLOWED_ORIGINS",
             Key::LoginMaxFailures => "SENTRI_LOGIN_MAX_FAILURES",
             Key::TrustedProxies => "SENTRI_TRUSTED_PROXIES",
             Key::Log => "SENTRI_LOG",
@@ -306,6 +357,9 @@ impl fmt::Debug for Secret {
 pub struct Settings {
     /// Where to listen.
     pub bind: SocketAddr,
+    /// The connection limit and the header-read, body-read, idle and
+    /// request timeouts.
+    pub limits: Limits,
     /// The database URL (it may hold a password: see
     /// [`Settings::database_url_redacted`]).
     pub database_url: Secret,
@@ -343,6 +397,15 @@ pub struct Settings {
     pub cookies: CookieMode,
     /// The `Secure` attribute on cookies (default `true`).
     pub cookie_secure: bool,
+    /// The `SameSite` attribute on cookies (default `Strict`).
+    pub cookie_same_site: SameSite,
+    /// `__Host-` cookie names (default `false`).
+    pub cookie_host_prefix: bool,
+    /// The access cookie is `HttpOnly` too (default `false`).
+    pub access_cookie_http_only: bool,
+    /// Origins allowed to send cookie-authenticated writes (default none:
+    /// the request's own origin).
+    pub allowed_origins: Vec<String>,
     /// Failed logins per identifier before throttling (`None`: 10).
     pub login_max_failures: Option<u32>,
     /// Proxies whose `X-Forwarded-For` header is believed (default none:
@@ -566,6 +629,70 @@ impl Settings {
                 )
             })?,
         };
+        let flag = |key: Key, default: bool| -> Result<bool, SettingsError> {
+            match raw.get(key) {
+                None => Ok(default),
+                Some(v) => parse_bool(v)
+                    .ok_or_else(|| raw.err(key, format!("{:?} is not true or false", v.trim()))),
+            }
+        };
+        let cookie_same_site = match raw.get(Key::CookieSameSite).map(str::trim) {
+            None => SameSite::Strict,
+            Some(v) if v.eq_ignore_ascii_case("strict") => SameSite::Strict,
+            Some(v) if v.eq_ignore_ascii_case("lax") => SameSite::Lax,
+            Some(v) if v.eq_ignore_ascii_case("none") => SameSite::None,
+            Some(other) => {
+                return Err(raw.err(
+                    Key::CookieSameSite,
+                    format!("{other:?} is not one of strict, lax, none"),
+                ));
+            }
+        };
+        let cookie_host_prefix = flag(Key::CookieHostPrefix, false)?;
+        let access_cookie_http_only = flag(Key::AccessCookieHttpOnly, false)?;
+        let allowed_origins: Vec<String> = raw
+            .get(Key::AllowedOrigins)
+            .unwrap_or("")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        let timeout = |key: Key, default: Duration| -> Result<Duration, SettingsError> {
+            match raw.get(key) {
+                None => Ok(default),
+                Some(v) => {
+                    let d = parse_duration(v).map_err(|p| raw.err(key, p))?;
+                    if d.is_zero() {
+                        return Err(raw.err(key, "must be longer than 0s"));
+                    }
+                    Ok(d)
+                }
+            }
+        };
+        let limits = Limits {
+            header_read_timeout: timeout(
+                Key::HeaderReadTimeout,
+                crate::conn::DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            body_read_timeout: timeout(
+                Key::BodyReadTimeout,
+                crate::conn::DEFAULT_BODY_READ_TIMEOUT,
+            )?,
+            idle_timeout: timeout(Key::IdleTimeout, crate::conn::DEFAULT_IDLE_TIMEOUT)?,
+            request_timeout: timeout(Key::RequestTimeout, crate::conn::DEFAULT_REQUEST_TIMEOUT)?,
+            max_connections: match raw.get(Key::MaxConnections).map(str::trim) {
+                None => crate::conn::DEFAULT_MAX_CONNECTIONS,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=1_000_000).contains(&n) => n,
+                    _ => {
+                        return Err(raw.err(
+                            Key::MaxConnections,
+                            format!("{v:?} is not a whole number from 1 to 1000000"),
+                        ));
+                    }
+                },
+            },
+        };
         let login_max_failures = match raw.get(Key::LoginMaxFailures) {
             None => None,
             Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
@@ -599,6 +726,7 @@ impl Settings {
 
         let settings = Self {
             bind,
+            limits,
             database_url: Secret(Zeroizing::new(database_url.to_owned())),
             redis_url,
             redis_prefix,
@@ -615,6 +743,10 @@ impl Settings {
             reuse_grace: duration(Key::ReuseGrace)?,
             cookies,
             cookie_secure,
+            cookie_same_site,
+            cookie_host_prefix,
+            access_cookie_http_only,
+            allowed_origins,
             login_max_failures,
             trusted_proxies,
             log,
@@ -623,7 +755,19 @@ impl Settings {
         };
         // Cross-field rules (secret length, roles, TTL order) live in the
         // library; run them now so they fail at startup, named by variable.
-        settings.core_config_with(raw)?;
+        let config = settings.core_config_with(raw)?;
+        // A request must end before its idempotency hold lapses, or an
+        // exact repeat could run concurrently with it.
+        let lock_ttl = config.idempotency().lock_ttl;
+        if settings.limits.request_timeout >= lock_ttl {
+            return Err(raw.err(
+                Key::RequestTimeout,
+                format!(
+                    "must be shorter than the idempotency lock TTL ({}s), so a request never outlives its idempotency hold",
+                    lock_ttl.as_secs()
+                ),
+            ));
+        }
         Ok(settings)
     }
 
@@ -682,6 +826,10 @@ impl Settings {
                 CookieMode::Both => CookieTransport::Both,
             },
             secure: self.cookie_secure,
+            same_site: self.cookie_same_site,
+            host_prefix: self.cookie_host_prefix,
+            access_http_only: self.access_cookie_http_only,
+            allowed_origins: self.allowed_origins.clone(),
             ..CookieConfig::default()
         });
         builder.build().map_err(|err| {
@@ -704,7 +852,10 @@ impl Settings {
                 "api_key" => Some(Key::ApiKey),
                 "issuer" => Some(Key::Issuer),
                 "audience" => Some(Key::Audience),
-                "cookies.secure" | "cookies.same_site" => Some(Key::CookieSecure),
+                "cookies.secure" if self.cookie_host_prefix => Some(Key::CookieHostPrefix),
+                "cookies.secure" => Some(Key::CookieSecure),
+                "cookies.same_site" => Some(Key::CookieSameSite),
+                "cookies.allowed_origins" => Some(Key::AllowedOrigins),
                 f if f.starts_with("cookies") => Some(Key::Cookies),
                 _ => None,
             };

@@ -301,3 +301,128 @@ fn redaction() {
     assert_eq!(redact_url("mysql://root@h:3306/x"), "mysql://root@h:3306/x");
     assert_eq!(redact_url("postgres://u:p@ss@h/x"), "postgres://u:***@h/x");
 }
+
+#[test]
+fn connection_limits_default_and_parse() {
+    let s = load(&[]).unwrap();
+    assert_eq!(s.limits, crate::conn::Limits::default());
+    assert_eq!(s.limits.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.limits.body_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(s.limits.request_timeout, Duration::from_secs(30));
+    assert_eq!(s.limits.max_connections, 512);
+    // The default request timeout is below the default lock TTL.
+    assert!(s.limits.request_timeout < s.core_config().unwrap().idempotency().lock_ttl);
+    let s = load(&[
+        ("SENTRI_HEADER_READ_TIMEOUT", "2s"),
+        ("SENTRI_BODY_READ_TIMEOUT", "3"),
+        ("SENTRI_IDLE_TIMEOUT", "5m"),
+        ("SENTRI_REQUEST_TIMEOUT", "59s"),
+        ("SENTRI_MAX_CONNECTIONS", " 64 "),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.limits,
+        crate::conn::Limits {
+            header_read_timeout: Duration::from_secs(2),
+            body_read_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(59),
+            max_connections: 64,
+        }
+    );
+    for (name, value) in [
+        ("SENTRI_HEADER_READ_TIMEOUT", "0s"),
+        ("SENTRI_BODY_READ_TIMEOUT", "soon"),
+        ("SENTRI_IDLE_TIMEOUT", "0"),
+        ("SENTRI_REQUEST_TIMEOUT", "60s"),
+        ("SENTRI_REQUEST_TIMEOUT", "0s"),
+        ("SENTRI_MAX_CONNECTIONS", "0"),
+        ("SENTRI_MAX_CONNECTIONS", "many"),
+    ] {
+        assert_eq!(err_name(&[(name, value)]), name, "{name}={value}");
+    }
+    let err = load(&[("SENTRI_REQUEST_TIMEOUT", "60s")]).unwrap_err();
+    assert!(
+        err.problem().contains("idempotency lock TTL (60s)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cookie_attributes_and_origins_reach_the_library() {
+    let s = load(&[]).unwrap();
+    let c = s.core_config().unwrap();
+    assert_eq!(c.cookies().same_site, SameSite::Strict);
+    assert!(!c.cookies().host_prefix);
+    assert!(!c.cookies().access_http_only);
+    assert!(c.cookies().allowed_origins.is_empty());
+    let s = load(&[
+        ("SENTRI_COOKIES", "both"),
+        ("SENTRI_COOKIE_SAMESITE", "Lax"),
+        ("SENTRI_COOKIE_HOST_PREFIX", "yes"),
+        ("SENTRI_ACCESS_COOKIE_HTTPONLY", "true"),
+        (
+            "SENTRI_ALLOWED_ORIGINS",
+            "https://app.example.com, http://localhost:5173/ ,",
+        ),
+    ])
+    .unwrap();
+    let c = s.core_config().unwrap();
+    let cookies = c.cookies();
+    assert_eq!(cookies.same_site, SameSite::Lax);
+    assert!(cookies.host_prefix);
+    assert_eq!(cookies.refresh_cookie_name(), "__Host-refresh_token");
+    assert!(cookies.access_http_only);
+    assert_eq!(
+        cookies.allowed_origins,
+        ["https://app.example.com", "http://localhost:5173"]
+    );
+    assert_eq!(
+        load(&[("SENTRI_COOKIE_SAMESITE", "none")])
+            .unwrap()
+            .core_config()
+            .unwrap()
+            .cookies()
+            .same_site,
+        SameSite::None
+    );
+    for (env, name) in [
+        (
+            &[("SENTRI_COOKIE_SAMESITE", "loose")][..],
+            "SENTRI_COOKIE_SAMESITE",
+        ),
+        (
+            &[
+                ("SENTRI_COOKIE_SAMESITE", "none"),
+                ("SENTRI_COOKIE_SECURE", "false"),
+            ][..],
+            "SENTRI_COOKIE_SAMESITE",
+        ),
+        (
+            &[
+                ("SENTRI_COOKIE_HOST_PREFIX", "true"),
+                ("SENTRI_COOKIE_SECURE", "false"),
+            ][..],
+            "SENTRI_COOKIE_HOST_PREFIX",
+        ),
+        (
+            &[("SENTRI_COOKIE_HOST_PREFIX", "sure")][..],
+            "SENTRI_COOKIE_HOST_PREFIX",
+        ),
+        (
+            &[("SENTRI_ACCESS_COOKIE_HTTPONLY", "2")][..],
+            "SENTRI_ACCESS_COOKIE_HTTPONLY",
+        ),
+        (
+            &[("SENTRI_ALLOWED_ORIGINS", "app.example.com")][..],
+            "SENTRI_ALLOWED_ORIGINS",
+        ),
+        (
+            &[("SENTRI_ALLOWED_ORIGINS", "ftp://app.example.com")][..],
+            "SENTRI_ALLOWED_ORIGINS",
+        ),
+    ] {
+        assert_eq!(err_name(env), name, "{env:?}");
+    }
+}

@@ -60,7 +60,7 @@ impl Drop for TestDir {
 }
 
 /// A command running the binary in `dir`, with no `SENTRI_*` variable of
-/// the caller's environment, the test database, and `env`.
+/// the caller's environment, the test database, a free port, and `env`.
 pub fn command(dir: &TestDir, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     for (name, _) in std::env::vars_os() {
@@ -68,7 +68,11 @@ pub fn command(dir: &TestDir, env: &[(&str, &str)]) -> Command {
             cmd.env_remove(name);
         }
     }
+    // A free port unless the test says otherwise: `serve` binds before
+    // anything else, so the default 127.0.0.1:3000 being in use would
+    // mask the failure a test expects.
     cmd.current_dir(dir.path())
+        .env("SENTRI_BIND", "127.0.0.1:0")
         .env("SENTRI_DATABASE_URL", dir.database_url())
         .env("SENTRI_LOG", "info")
         .env("NO_COLOR", "1");
