@@ -267,6 +267,13 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Delete keys retired before `before`; returns how many.
     async fn delete_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Replace the stored private key of `kid` by `new` only if it is still
+    /// `current` (compare-and-set; nothing else of the row changes). Used to
+    /// encrypt keys stored in plaintext: of several instances doing it at
+    /// once, exactly one gets `Ok(true)`, the others `Ok(false)` and read
+    /// the winner's value. `Ok(false)` too when no key has this `kid`.
+    async fn replace_private_key(&self, kid: &str, current: &str, new: &str) -> StoreResult<bool>;
 }
 
 /// Responses kept for idempotent replay (F-26). Keys arrive already scoped

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::cipher::{Aes256GcmCipher, SecretCipher, SharedCipher};
 use crate::error::{Error, Result};
 use crate::hooks::{Hooks, Overrides, RevocationCheck};
 use crate::password::PasswordPolicy;
@@ -286,6 +287,8 @@ pub struct Config {
     pub(crate) revocation_check: Option<RevocationCheck>,
     pub(crate) cookies: CookieConfig,
     pub(crate) body_limit: usize,
+    /// Encrypts secrets at rest (stored signing keys); `None`: plaintext.
+    pub(crate) cipher: Option<SharedCipher>,
 }
 
 impl fmt::Debug for Config {
@@ -306,6 +309,10 @@ impl fmt::Debug for Config {
             .field("idempotency", &self.idempotency)
             .field("cookies", &self.cookies)
             .field("body_limit", &self.body_limit)
+            .field(
+                "secret_cipher",
+                &self.cipher.as_ref().map(|_| "<configured>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -381,6 +388,13 @@ impl Config {
     pub fn body_limit(&self) -> usize {
         self.body_limit
     }
+
+    /// The cipher of secrets at rest, when one is configured
+    /// ([`ConfigBuilder::key_encryption_key`],
+    /// [`ConfigBuilder::secret_cipher`]).
+    pub fn secret_cipher(&self) -> Option<&Arc<dyn SecretCipher>> {
+        self.cipher.as_ref()
+    }
 }
 
 /// Builder of [`Config`]. Every setter documents its default.
@@ -411,6 +425,8 @@ pub struct ConfigBuilder {
     revocation_check: Option<RevocationCheck>,
     cookies: Option<CookieConfig>,
     body_limit: Option<usize>,
+    key_encryption_key: Option<Zeroizing<Vec<u8>>>,
+    cipher: Option<SharedCipher>,
 }
 
 impl ConfigBuilder {
@@ -595,6 +611,29 @@ impl ConfigBuilder {
         self
     }
 
+    /// Encrypt stored signing keys (and later other secrets at rest) with
+    /// the built-in AES-256-GCM [`Aes256GcmCipher`] under this 32-byte
+    /// key-encryption key, which must not live in the database. Default:
+    /// none (stored keys are plaintext). For a key given as text (hex or
+    /// base64) use [`Aes256GcmCipher::from_encoded`] with
+    /// [`ConfigBuilder::secret_cipher`].
+    ///
+    /// On start, plaintext keys already stored are encrypted in place;
+    /// stored keys that are encrypted need the same key again (`Sentri::new`
+    /// refuses to start without it, or with another one).
+    pub fn key_encryption_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.key_encryption_key = Some(Zeroizing::new(key.as_ref().to_vec()));
+        self
+    }
+
+    /// Encrypt secrets at rest with an application's own cipher (e.g. one
+    /// that calls a KMS); see [`crate::cipher`]. Default: none. Exclusive
+    /// with [`ConfigBuilder::key_encryption_key`].
+    pub fn secret_cipher(mut self, cipher: impl SecretCipher) -> Self {
+        self.cipher = Some(Arc::new(cipher));
+        self
+    }
+
     /// Validate everything and build.
     ///
     /// # Errors
@@ -771,6 +810,17 @@ impl ConfigBuilder {
             return Err(cfg("body_limit", "must be from 1 KiB to 1 MiB"));
         }
 
+        let cipher = match (self.key_encryption_key, self.cipher) {
+            (Some(_), Some(_)) => {
+                return Err(cfg(
+                    "key_encryption_key",
+                    "set either a key-encryption key or a secret cipher, not both",
+                ));
+            }
+            (Some(key), None) => Some(Arc::new(Aes256GcmCipher::new(&key)?) as SharedCipher),
+            (None, cipher) => cipher,
+        };
+
         Ok(Config {
             algorithm,
             key_source,
@@ -795,6 +845,7 @@ impl ConfigBuilder {
             revocation_check: self.revocation_check,
             cookies,
             body_limit,
+            cipher,
         })
     }
 }

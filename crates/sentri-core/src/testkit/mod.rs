@@ -303,6 +303,8 @@ macro_rules! key_store_tests {
             delete_keys_retired_before,
             concurrent_insert_key_if_none,
             concurrent_rotate_key,
+            replace_private_key_compares_and_sets,
+            concurrent_replace_private_key,
         );
     };
 }
