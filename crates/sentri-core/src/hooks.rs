@@ -46,7 +46,7 @@ use futures_util::future::BoxFuture;
 use crate::error::{BoxError, ErrorCode, Result};
 use crate::model::{SessionId, User, UserId};
 use crate::service::{
-    AuthOutput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput, RegisterInput, Sentri,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput, RegisterInput, Sentri,
 };
 
 type HookResult = std::result::Result<(), BoxError>;
@@ -62,6 +62,7 @@ pub struct Hooks {
     pub(crate) on_logout: Option<Hook<UserId>>,
     pub(crate) on_refresh: Option<Hook<User>>,
     pub(crate) on_password_changed: Option<Hook<UserId>>,
+    pub(crate) on_identifier_changed: Option<Hook<(User, String, String)>>,
     pub(crate) on_token_reuse: Option<Hook<(UserId, SessionId)>>,
 }
 
@@ -140,6 +141,19 @@ impl Hooks {
         self
     }
 
+    /// After an identifier change: the user as changed (its
+    /// `email_verified_at` cleared when the address is new), the old and the
+    /// new identifier as displayed. The user's other sessions were revoked.
+    /// A good place to notify the old address.
+    pub fn on_identifier_changed<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(User, String, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.on_identifier_changed = Some(hook(move |(u, old, new)| f(u, old, new)));
+        self
+    }
+
     /// After reuse of a rotated refresh token was detected and its session
     /// revoked (RFC 9700): a sign the token was stolen.
     pub fn on_token_reuse<F, Fut>(mut self, f: F) -> Self
@@ -188,7 +202,7 @@ pub struct Overrides {
     pub(crate) logout: Option<Override<LogoutInput, ()>>,
     pub(crate) logout_all: Option<Override<UserId, ()>>,
     pub(crate) assign_roles: Option<Override<(UserId, Vec<String>), User>>,
-    pub(crate) change_identifier: Option<Override<(UserId, String), User>>,
+    pub(crate) change_identifier: Option<Override<ChangeIdentifierInput, User>>,
     pub(crate) change_password: Option<Override<ChangePasswordInput, ()>>,
 }
 
@@ -238,7 +252,7 @@ impl Overrides {
     );
     override_setter!(
         /// Replace identifier change (`PUT /me/identifier`).
-        change_identifier, (UserId, String), User
+        change_identifier, ChangeIdentifierInput, User
     );
     override_setter!(
         /// Replace password change (`PUT /me/password`).

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::idempotency::CallerScope;
 use crate::model::{SessionId, UserId};
 use crate::service::{
-    AuthOutput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput, RegisterInput,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput, RegisterInput,
 };
 
 fn with_cookies(mut res: Response<Bytes>, cookies: Vec<HeaderValue>) -> Response<Bytes> {
@@ -286,7 +286,9 @@ impl Api {
         .await
     }
 
-    /// `PUT /me/identifier` (F-06): `{newIdentifier}` → `{user}`.
+    /// `PUT /me/identifier` (F-06): `{newIdentifier, currentPassword}` →
+    /// `{user}`; the email verification is cleared and the user's other
+    /// sessions are revoked (the caller's stays).
     pub async fn change_identifier(&self, req: &Request) -> Response<Bytes> {
         self.authed(req, |auth| async move {
             let scope = caller_scope(&self.sentri, Some(&auth.user), req.head());
@@ -295,10 +297,16 @@ impl Api {
                     async {
                         let mut body = JsonBody::parse(&req.headers, &req.body, self.body_limit())?;
                         let new_identifier = body.required_str("newIdentifier")?;
+                        let current_password = body.required_str("currentPassword")?;
                         body.finish()?;
                         let user = self
                             .sentri
-                            .change_identifier(auth.user.id(), new_identifier)
+                            .change_identifier(ChangeIdentifierInput {
+                                user_id: auth.user.id(),
+                                new_identifier,
+                                current_password,
+                                session_id: Some(auth.user.session_id()),
+                            })
                             .await?;
                         Ok(self.user_response(StatusCode::OK, "identifier changed", &user))
                     }

@@ -25,7 +25,7 @@ use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
 use crate::verified::VerifiedTokens;
 
 pub use inputs::{
-    AuthOutput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
     RegisterInput, SessionInfo,
 };
 

@@ -54,6 +54,9 @@ pub enum Key {
     Secret,
     /// `SENTRI_ALGORITHM`: the JWS algorithm.
     Algorithm,
+    /// `SENTRI_KEY_ENCRYPTION_KEY`: the key that encrypts stored signing
+    /// keys (32 bytes, hex or base64).
+    KeyEncryptionKey,
     /// `SENTRI_ACCESS_TTL`: access token lifetime.
     AccessTtl,
     /// `SENTRI_REFRESH_TTL`: session and refresh token lifetime.
@@ -76,7 +79,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 20] = [
         Key::Bind,
         Key::DatabaseUrl,
         Key::RedisUrl,
@@ -87,6 +90,7 @@ impl Key {
         Key::ApiKey,
         Key::Secret,
         Key::Algorithm,
+        Key::KeyEncryptionKey,
         Key::AccessTtl,
         Key::RefreshTtl,
         Key::ReuseGrace,
@@ -111,6 +115,7 @@ impl Key {
             Key::ApiKey => "api_key",
             Key::Secret => "secret",
             Key::Algorithm => "algorithm",
+            Key::KeyEncryptionKey => "key_encryption_key",
             Key::AccessTtl => "access_ttl",
             Key::RefreshTtl => "refresh_ttl",
             Key::ReuseGrace => "reuse_grace",
@@ -136,6 +141,7 @@ impl Key {
             Key::ApiKey => "SENTRI_API_KEY",
             Key::Secret => "SENTRI_SECRET",
             Key::Algorithm => "SENTRI_ALGORITHM",
+            Key::KeyEncryptionKey => "SENTRI_KEY_ENCRYPTION_KEY",
             Key::AccessTtl => "SENTRI_ACCESS_TTL",
             Key::RefreshTtl => "SENTRI_REFRESH_TTL",
             Key::ReuseGrace => "SENTRI_REUSE_GRACE",
@@ -168,7 +174,7 @@ pub struct SettingsError {
 }
 
 impl SettingsError {
-    fn new(name: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             problem: problem.into(),
@@ -318,6 +324,9 @@ pub struct Settings {
     /// The signing algorithm; `None` means `HS256` with a secret, else
     /// `EdDSA` with a generated, persisted key.
     pub algorithm: Option<Algorithm>,
+    /// The key-encryption key of stored signing keys (checked: 32 bytes as
+    /// hex or base64); `None`: stored keys are plaintext.
+    pub key_encryption_key: Option<Secret>,
     /// Access token lifetime (`None`: the library default, 15m).
     pub access_ttl: Option<Duration>,
     /// Refresh lifetime (`None`: 7d).
@@ -569,6 +578,14 @@ impl Settings {
             return Err(raw.err(Key::Log, format!("not a tracing filter: {e}")));
         }
         let secret = |key: Key| raw.get(key).map(|v| Secret(Zeroizing::new(v.to_owned())));
+        let key_encryption_key = secret(Key::KeyEncryptionKey);
+        if let Some(kek) = &key_encryption_key {
+            // The library's message names the format, never the value.
+            sentri_core::cipher::Aes256GcmCipher::from_encoded(kek.expose()).map_err(|e| {
+                let problem = e.message().split_once(": ").map_or(e.message(), |(_, p)| p);
+                raw.err(Key::KeyEncryptionKey, problem)
+            })?;
+        }
 
         let settings = Self {
             bind,
@@ -581,6 +598,7 @@ impl Settings {
             api_key: secret(Key::ApiKey),
             secret: secret(Key::Secret),
             algorithm,
+            key_encryption_key,
             access_ttl: duration(Key::AccessTtl)?,
             refresh_ttl: duration(Key::RefreshTtl)?,
             reuse_grace: duration(Key::ReuseGrace)?,
@@ -622,6 +640,11 @@ impl Settings {
         }
         if let Some(key) = &self.api_key {
             builder = builder.api_key(key.expose());
+        }
+        if let Some(kek) = &self.key_encryption_key {
+            let cipher = sentri_core::cipher::Aes256GcmCipher::from_encoded(kek.expose())
+                .map_err(|e| raw.err(Key::KeyEncryptionKey, e.message()))?;
+            builder = builder.secret_cipher(cipher);
         }
         if let Some(ttl) = self.access_ttl {
             builder = builder.access_ttl(ttl);
