@@ -93,7 +93,7 @@ pub use client::AccessVerifier;
 pub use config::{Algorithm, Config, SessionCheck};
 pub use error::{BoxError, Envelope, Error, ErrorCode, Result};
 pub use service::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
-    RegisterInput, Sentri, SessionInfo,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput,
+    RefreshInput, RegisterInput, Sentri, SessionInfo,
 };
 pub use tokens::{AuthUser, TokenPair};

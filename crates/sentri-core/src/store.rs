@@ -246,8 +246,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Delete every session of `user` except `keep` (the caller's own, after
     /// an identifier change), as one atomic operation; returns how many.
     /// `keep` is kept only if it belongs to `user`.
-    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId)
-    -> StoreResult<u64>;
+    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId) -> StoreResult<u64>;
 
     /// The sessions of `user` that are live at `now`, newest first.
     async fn list_user_sessions(

@@ -10,8 +10,8 @@ use common::*;
 use sentri_core::config::ThrottleConfig;
 use sentri_core::hooks::{Hooks, Overrides};
 use sentri_core::model::PasswordHash;
-use sentri_core::password::PasswordPolicy;
 use sentri_core::model::UserId;
+use sentri_core::password::PasswordPolicy;
 use sentri_core::{ChangeIdentifierInput, ChangePasswordInput, Error, ErrorCode, RegisterInput};
 
 fn rename(user_id: UserId, new_identifier: &str) -> ChangeIdentifierInput {
@@ -743,7 +743,11 @@ async fn password_hashes_never_leave_the_store_layer() {
 #[tokio::test]
 async fn change_identifier_needs_the_current_password_and_changes_nothing_without_it() {
     let env = env().await;
-    let kim = env.sentri.register(register_input("kim@example.com")).await.unwrap();
+    let kim = env
+        .sentri
+        .register(register_input("kim@example.com"))
+        .await
+        .unwrap();
     for wrong in ["", "not the password"] {
         let mut input = rename(kim.id, "kim2@example.com");
         input.current_password = wrong.to_owned();
@@ -763,7 +767,8 @@ async fn change_identifier_clears_verification_and_revokes_other_sessions() {
     let hooks = Hooks::new().on_identifier_changed(move |user, old, new| {
         let seen = seen.clone();
         async move {
-            seen.lock().push((user.id, user.email_verified_at, old, new));
+            seen.lock()
+                .push((user.id, user.email_verified_at, old, new));
             Ok(())
         }
     });
@@ -786,13 +791,20 @@ async fn change_identifier_clears_verification_and_revokes_other_sessions() {
     let mut input = rename(uid, "lee@elsewhere.example");
     input.session_id = Some(mine.session_id);
     let user = env.sentri.change_identifier(input).await.unwrap();
-    assert_eq!(user.email_verified_at, None, "nobody verified the new address");
+    assert_eq!(
+        user.email_verified_at, None,
+        "nobody verified the new address"
+    );
     assert_eq!(
         env.sentri.get_user(uid).await.unwrap().email_verified_at,
         None
     );
     // The caller's session stays; its user is no longer verified.
-    let me = env.sentri.verify_access(&mine.tokens.access_token).await.unwrap();
+    let me = env
+        .sentri
+        .verify_access(&mine.tokens.access_token)
+        .await
+        .unwrap();
     assert!(!me.email_verified());
     assert_eq!(me.identifier(), "lee@elsewhere.example");
     // Every other session is gone.
@@ -804,7 +816,11 @@ async fn change_identifier_clears_verification_and_revokes_other_sessions() {
             .code(),
         ErrorCode::TokenInvalid
     );
-    let listed = env.sentri.list_sessions(uid, Some(mine.session_id)).await.unwrap();
+    let listed = env
+        .sentri
+        .list_sessions(uid, Some(mine.session_id))
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].current);
 
@@ -823,10 +839,9 @@ async fn change_identifier_clears_verification_and_revokes_other_sessions() {
 
 #[tokio::test]
 async fn change_identifier_revocation_reaches_the_cached_mode() {
-    let env = env_with(base().session_check(sentri_core::SessionCheck::Cached(
-        Duration::from_secs(600),
-    )))
-    .await;
+    let env =
+        env_with(base().session_check(sentri_core::SessionCheck::Cached(Duration::from_secs(600))))
+            .await;
     let mine = signed_in(&env, "max@example.com").await;
     let other = env
         .sentri
@@ -834,8 +849,14 @@ async fn change_identifier_revocation_reaches_the_cached_mode() {
         .await
         .unwrap();
     // Both sessions cached.
-    env.sentri.verify_access(&mine.tokens.access_token).await.unwrap();
-    env.sentri.verify_access(&other.tokens.access_token).await.unwrap();
+    env.sentri
+        .verify_access(&mine.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .verify_access(&other.tokens.access_token)
+        .await
+        .unwrap();
     let mut input = rename(mine.user.id, "max@new.example");
     input.session_id = Some(mine.session_id);
     env.sentri.change_identifier(input).await.unwrap();
@@ -848,6 +869,10 @@ async fn change_identifier_revocation_reaches_the_cached_mode() {
     {
         assert_eq!(answer.unwrap_err().code(), ErrorCode::TokenInvalid);
     }
-    let me = env.sentri.verify_access(&mine.tokens.access_token).await.unwrap();
+    let me = env
+        .sentri
+        .verify_access(&mine.tokens.access_token)
+        .await
+        .unwrap();
     assert_eq!(me.identifier(), "max@new.example");
 }

@@ -265,11 +265,7 @@ impl SessionStore for MemoryStore {
         Ok(n)
     }
 
-    async fn delete_user_sessions_except(
-        &self,
-        user: UserId,
-        keep: SessionId,
-    ) -> StoreResult<u64> {
+    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
         let mut sessions = self.inner.sessions.write();
         let others: Vec<SessionId> = sessions
             .by_user

@@ -293,11 +293,7 @@ impl SessionStore for SeaOrmStore {
         Ok(res.rows_affected)
     }
 
-    async fn delete_user_sessions_except(
-        &self,
-        user: UserId,
-        keep: SessionId,
-    ) -> StoreResult<u64> {
+    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
         let res = sessions::Entity::delete_many()
             .filter(sessions::Column::UserId.eq(user.0))
             .filter(sessions::Column::Id.ne(keep.0))

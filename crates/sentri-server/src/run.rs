@@ -144,9 +144,9 @@ pub async fn build_sentri_with(
         // A stored key that is encrypted without a key, or with another
         // one: name the variable, on one line.
         match e.message().strip_prefix("key_encryption_key: ") {
-            Some(problem) if e.code().as_str() == "CONFIGURATION_ERROR" => ServerError::Settings(
-                SettingsError::new(Key::KeyEncryptionKey.env_var(), problem),
-            ),
+            Some(problem) if e.code().as_str() == "CONFIGURATION_ERROR" => {
+                ServerError::Settings(SettingsError::new(Key::KeyEncryptionKey.env_var(), problem))
+            }
             _ => ServerError::Sentri("cannot load the signing keys", e),
         }
     })

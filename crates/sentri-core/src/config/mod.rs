@@ -427,6 +427,7 @@ pub struct ConfigBuilder {
     body_limit: Option<usize>,
     key_encryption_key: Option<Zeroizing<Vec<u8>>>,
     cipher: Option<SharedCipher>,
+    hook_timeout: Option<Duration>,
 }
 
 impl ConfigBuilder {
@@ -573,6 +574,14 @@ impl ConfigBuilder {
     /// Lifecycle hooks (F-07). Default: none.
     pub fn hooks(mut self, hooks: Hooks) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// The longest a hook may hold a response: a hook still running after
+    /// it is logged and abandoned. Default 5 s
+    /// ([`crate::hooks::DEFAULT_HOOK_TIMEOUT`]); from 1 ms to 5 minutes.
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = Some(timeout);
         self
     }
 
@@ -810,6 +819,15 @@ impl ConfigBuilder {
             return Err(cfg("body_limit", "must be from 1 KiB to 1 MiB"));
         }
 
+        let hook_timeout = self
+            .hook_timeout
+            .unwrap_or(crate::hooks::DEFAULT_HOOK_TIMEOUT);
+        if !(Duration::from_millis(1)..=Duration::from_secs(300)).contains(&hook_timeout) {
+            return Err(cfg("hook_timeout", "must be from 1 ms to 5 minutes"));
+        }
+        let mut hooks = self.hooks;
+        hooks.set_timeout(hook_timeout);
+
         let cipher = match (self.key_encryption_key, self.cipher) {
             (Some(_), Some(_)) => {
                 return Err(cfg(
@@ -840,7 +858,7 @@ impl ConfigBuilder {
             idempotency,
             verified_token_cache: self.verified_token_cache.unwrap_or(10_000),
             trusted_proxies: self.trusted_proxies,
-            hooks: self.hooks,
+            hooks,
             overrides: self.overrides,
             revocation_check: self.revocation_check,
             cookies,

@@ -96,7 +96,7 @@ pub use cookies::{check_origin, is_state_changing, read_cookie};
 pub use idempotency::{IdempotencyKey, caller_scope, idempotent};
 pub use response::{
     envelope_response, error_response, json_response, method_not_allowed_response,
-    not_found_response, panic_response,
+    not_found_response, panic_message, panic_response, panic_response_for,
 };
 
 /// A request as an adapter hands it to [`Api`]: method, URI, headers, the

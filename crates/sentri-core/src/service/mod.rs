@@ -25,8 +25,8 @@ use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
 use crate::verified::VerifiedTokens;
 
 pub use inputs::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
-    RegisterInput, SessionInfo,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput,
+    RefreshInput, RegisterInput, SessionInfo,
 };
 
 /// The entry point of sentri: configuration, stores, keys and services.
