@@ -102,10 +102,15 @@ async fn every_route_success_and_error_paths() {
         c.send("revoke session", Req::new("DELETE", &format!("/auth/sessions/{other}")).bearer(&at), 200).await;
         c.send("revoked session token", Req::get("/auth/me").bearer(&token(&l2, "accessToken")), 401).await;
         // identifier and password
-        c.send("change identifier", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "al@example.com"})).bearer(&at), 200).await;
+        c.send("change identifier no password", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "al@example.com"})).bearer(&at), 400).await;
+        c.send("change identifier wrong password", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "al@example.com", "currentPassword": "wrong password"})).bearer(&at), 401).await;
+        let l3 = c.send("login 3", Req::json("POST", "/auth/login", &creds("alice@example.com")), 200).await;
+        c.send("change identifier", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "al@example.com", "currentPassword": PASSWORD})).bearer(&at), 200).await;
+        c.send("own session after identifier change", Req::get("/auth/me").bearer(&at), 200).await;
+        c.send("other session after identifier change", Req::get("/auth/me").bearer(&token(&l3, "accessToken")), 401).await;
         c.send("change identifier missing", Req::json("PUT", "/auth/me/identifier", &json!({})).bearer(&at), 400).await;
         c.send("register taken", Req::json("POST", "/auth/register", &creds("zed@example.com")), 201).await;
-        c.send("change identifier taken", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "zed@example.com"})).bearer(&at), 409).await;
+        c.send("change identifier taken", Req::json("PUT", "/auth/me/identifier", &json!({"newIdentifier": "zed@example.com", "currentPassword": PASSWORD})).bearer(&at), 409).await;
         c.send("change password wrong", Req::json("PUT", "/auth/me/password", &json!({"currentPassword": "wrong password", "newPassword": "another long password"})).bearer(&at), 401).await;
         c.send("change password short", Req::json("PUT", "/auth/me/password", &json!({"currentPassword": PASSWORD, "newPassword": "short"})).bearer(&at), 400).await;
         c.send("change password", Req::json("PUT", "/auth/me/password", &json!({"currentPassword": PASSWORD, "newPassword": "another long password"})).bearer(&at), 200).await;
@@ -602,7 +607,7 @@ async fn idempotent_replay_in_progress_and_reuse() {
             Req::json(
                 "PUT",
                 "/auth/me/identifier",
-                &json!({"newIdentifier": "ii@example.com"}),
+                &json!({"newIdentifier": "ii@example.com", "currentPassword": PASSWORD}),
             )
             .bearer(&at)
             .header("x-idempotency-key", "rename-1")

@@ -33,13 +33,7 @@ pub struct CatchPanic<S> {
 }
 
 fn panic_to_response(panic: Box<dyn Any + Send>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    tracing::error!(panic = %message, "handler panicked");
-    into_axum(sentri_core::http::panic_response())
+    into_axum(sentri_core::http::panic_response_for(&*panic))
 }
 
 impl<S, R> Service<R> for CatchPanic<S>

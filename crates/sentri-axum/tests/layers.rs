@@ -355,7 +355,7 @@ async fn builtin_routes_are_idempotent_but_never_store_tokens() {
         "PUT",
         "/auth/me/identifier",
         Some(&token),
-        json!({"newIdentifier": "al@example.com"}),
+        json!({"newIdentifier": "al@example.com", "currentPassword": PASSWORD}),
     );
     req.headers_mut()
         .insert("x-idempotency-key", "rename-1".parse().unwrap());
@@ -365,7 +365,7 @@ async fn builtin_routes_are_idempotent_but_never_store_tokens() {
         "PUT",
         "/auth/me/identifier",
         Some(&token),
-        json!({"newIdentifier": "al@example.com"}),
+        json!({"newIdentifier": "al@example.com", "currentPassword": PASSWORD}),
     );
     req.headers_mut()
         .insert("x-idempotency-key", "rename-1".parse().unwrap());

@@ -296,7 +296,7 @@ async fn change_identifier_and_password() {
             "PUT",
             "/auth/me/identifier",
             Some(&t),
-            json!({"newIdentifier": "H2@example.com"}),
+            json!({"newIdentifier": "H2@example.com", "currentPassword": PASSWORD}),
         ),
     )
     .await;
@@ -308,7 +308,7 @@ async fn change_identifier_and_password() {
             "PUT",
             "/auth/me/identifier",
             Some(&t),
-            json!({"newIdentifier": "TAKEN@example.com"}),
+            json!({"newIdentifier": "TAKEN@example.com", "currentPassword": PASSWORD}),
         ),
     )
     .await
@@ -319,6 +319,29 @@ async fn change_identifier_and_password() {
     )
     .await
     .assert_error(400, "VALIDATION_ERROR", "newIdentifier: is required");
+    // Re-authentication: the current password is required, and checked.
+    send(
+        &env.app,
+        with_body(
+            "PUT",
+            "/auth/me/identifier",
+            Some(&t),
+            json!({"newIdentifier": "H3@example.com"}),
+        ),
+    )
+    .await
+    .assert_error(400, "VALIDATION_ERROR", "currentPassword: is required");
+    send(
+        &env.app,
+        with_body(
+            "PUT",
+            "/auth/me/identifier",
+            Some(&t),
+            json!({"newIdentifier": "H3@example.com", "currentPassword": "not the password"}),
+        ),
+    )
+    .await
+    .assert_error(401, "INVALID_CREDENTIALS", "current password is wrong");
 
     send(
         &env.app,

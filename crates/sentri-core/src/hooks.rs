@@ -2,7 +2,14 @@
 //! revocation check of `protect`.
 //!
 //! Hooks are side effects: audit logs, metrics, notifications. A hook's
-//! error or panic is logged and never changes the response.
+//! error or panic is logged and never changes the response, and a hook can
+//! hold a response for at most the configured hook timeout (default 5 s,
+//! [`DEFAULT_HOOK_TIMEOUT`], `ConfigBuilder::hook_timeout`): a slower one
+//! is logged and abandoned (its future is dropped). Spawn work that must
+//! outlive that bound; never block the thread in a hook.
+//!
+//! [`Hooks::on_unhandled`] receives what SPEC §3 keeps from clients: the
+//! unexpected errors (500) and panics of the built-in routes.
 //!
 //! ```
 //! use sentri_core::hooks::Hooks;
@@ -39,6 +46,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -46,11 +54,57 @@ use futures_util::future::BoxFuture;
 use crate::error::{BoxError, ErrorCode, Result};
 use crate::model::{SessionId, User, UserId};
 use crate::service::{
-    AuthOutput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput, RegisterInput, Sentri,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput,
+    RegisterInput, Sentri,
 };
 
 type HookResult = std::result::Result<(), BoxError>;
-type Hook<A> = Arc<dyn Fn(A) -> BoxFuture<'static, HookResult> + Send + Sync>;
+type HookFn<A> = Arc<dyn Fn(A) -> BoxFuture<'static, HookResult> + Send + Sync>;
+
+/// How long a hook may hold a response before it is abandoned, unless
+/// `ConfigBuilder::hook_timeout` says otherwise.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A hook and the longest it may run.
+pub(crate) struct Hook<A> {
+    run: HookFn<A>,
+    timeout: Duration,
+}
+
+impl<A> Clone for Hook<A> {
+    fn clone(&self) -> Self {
+        Self {
+            run: self.run.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// An unexpected failure of a built-in route, for [`Hooks::on_unhandled`]:
+/// the client got the generic 500 envelope, this is what it did not see.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Unhandled {
+    /// An error or a panic.
+    pub kind: UnhandledKind,
+    /// The error with its causes, or the panic message (for logs and error
+    /// trackers; sentri puts no password or token in errors).
+    pub detail: String,
+    /// The request method.
+    pub method: String,
+    /// The request path, without the query string.
+    pub path: String,
+}
+
+/// What kind of unexpected failure an [`Unhandled`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnhandledKind {
+    /// The route returned an unexpected error (`INTERNAL_ERROR`, …).
+    Error,
+    /// The route panicked.
+    Panic,
+}
 
 /// Lifecycle hooks. Each is optional; build with the chained setters.
 #[derive(Clone, Default)]
@@ -62,7 +116,9 @@ pub struct Hooks {
     pub(crate) on_logout: Option<Hook<UserId>>,
     pub(crate) on_refresh: Option<Hook<User>>,
     pub(crate) on_password_changed: Option<Hook<UserId>>,
+    pub(crate) on_identifier_changed: Option<Hook<(User, String, String)>>,
     pub(crate) on_token_reuse: Option<Hook<(UserId, SessionId)>>,
+    pub(crate) on_unhandled: Option<Hook<Unhandled>>,
 }
 
 fn hook<A, F, Fut>(f: F) -> Hook<A>
@@ -70,7 +126,10 @@ where
     F: Fn(A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HookResult> + Send + 'static,
 {
-    Arc::new(move |a| f(a).boxed())
+    Hook {
+        run: Arc::new(move |a| f(a).boxed()),
+        timeout: DEFAULT_HOOK_TIMEOUT,
+    }
 }
 
 impl Hooks {
@@ -140,6 +199,19 @@ impl Hooks {
         self
     }
 
+    /// After an identifier change: the user as changed (its
+    /// `email_verified_at` cleared when the address is new), the old and the
+    /// new identifier as displayed. The user's other sessions were revoked.
+    /// A good place to notify the old address.
+    pub fn on_identifier_changed<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(User, String, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.on_identifier_changed = Some(hook(move |(u, old, new)| f(u, old, new)));
+        self
+    }
+
     /// After reuse of a rotated refresh token was detected and its session
     /// revoked (RFC 9700): a sign the token was stolen.
     pub fn on_token_reuse<F, Fut>(mut self, f: F) -> Self
@@ -150,6 +222,41 @@ impl Hooks {
         self.on_token_reuse = Some(hook(move |(u, s)| f(u, s)));
         self
     }
+
+    /// After a built-in route failed unexpectedly (SPEC §3): an error that
+    /// renders as a 500, or a panic. The client sees only the generic
+    /// envelope; the details come here (and go to `tracing`). For an error
+    /// tracker.
+    pub fn on_unhandled<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Unhandled) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.on_unhandled = Some(hook(f));
+        self
+    }
+}
+
+impl Hooks {
+    /// Give every hook the configured timeout (at `ConfigBuilder::build`).
+    /// A hook added here later keeps [`DEFAULT_HOOK_TIMEOUT`] if it is not
+    /// listed, so it is bounded either way.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        fn set<A>(hook: &mut Option<Hook<A>>, timeout: Duration) {
+            if let Some(hook) = hook {
+                hook.timeout = timeout;
+            }
+        }
+        set(&mut self.on_register, timeout);
+        set(&mut self.on_login, timeout);
+        set(&mut self.on_failed_login, timeout);
+        set(&mut self.on_logout, timeout);
+        set(&mut self.on_refresh, timeout);
+        set(&mut self.on_password_changed, timeout);
+        set(&mut self.on_identifier_changed, timeout);
+        set(&mut self.on_token_reuse, timeout);
+        set(&mut self.on_unhandled, timeout);
+    }
 }
 
 impl fmt::Debug for Hooks {
@@ -158,18 +265,22 @@ impl fmt::Debug for Hooks {
     }
 }
 
-/// Run a hook, isolating the caller from its error or panic.
+/// Run a hook, isolating the caller from its error, its panic and its
+/// slowness: after the hook's timeout it is abandoned (dropped) and logged.
 pub(crate) async fn fire<A: Send + 'static>(name: &'static str, hook: &Option<Hook<A>>, arg: A) {
     let Some(hook) = hook else { return };
-    let hook = hook.clone();
+    let Hook { run, timeout } = hook.clone();
     // A panic while *creating* the future, or while running it, is caught.
-    let outcome = AssertUnwindSafe(async move { hook(arg).await })
-        .catch_unwind()
-        .await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::warn!(hook = name, error = %err, "sentri hook failed"),
-        Err(_) => tracing::error!(hook = name, "sentri hook panicked"),
+    let outcome = AssertUnwindSafe(async move { run(arg).await }).catch_unwind();
+    match tokio::time::timeout(timeout, outcome).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => tracing::warn!(hook = name, error = %err, "sentri hook failed"),
+        Ok(Err(_)) => tracing::error!(hook = name, "sentri hook panicked"),
+        Err(_) => tracing::warn!(
+            hook = name,
+            timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            "sentri hook timed out and was abandoned"
+        ),
     }
 }
 
@@ -188,7 +299,7 @@ pub struct Overrides {
     pub(crate) logout: Option<Override<LogoutInput, ()>>,
     pub(crate) logout_all: Option<Override<UserId, ()>>,
     pub(crate) assign_roles: Option<Override<(UserId, Vec<String>), User>>,
-    pub(crate) change_identifier: Option<Override<(UserId, String), User>>,
+    pub(crate) change_identifier: Option<Override<ChangeIdentifierInput, User>>,
     pub(crate) change_password: Option<Override<ChangePasswordInput, ()>>,
 }
 
@@ -238,7 +349,7 @@ impl Overrides {
     );
     override_setter!(
         /// Replace identifier change (`PUT /me/identifier`).
-        change_identifier, (UserId, String), User
+        change_identifier, ChangeIdentifierInput, User
     );
     override_setter!(
         /// Replace password change (`PUT /me/password`).

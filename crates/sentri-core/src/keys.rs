@@ -19,9 +19,11 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use zeroize::Zeroizing;
 
+use crate::cipher::{CipherError, CipherErrorKind, SharedCipher, is_envelope};
 use crate::config::Algorithm;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::model::KeyRecord;
+use crate::store::KeyStore;
 
 /// A key that signs access tokens.
 #[derive(Clone)]
@@ -237,6 +239,124 @@ impl KeyRing {
         }
         Ok(Some(Self::from_keys(signing, others)))
     }
+}
+
+/// The associated data of a stored signing key's ciphertext: it binds the
+/// envelope to its row, so an envelope copied to another `kid` does not
+/// decrypt.
+fn key_aad(kid: &str) -> Vec<u8> {
+    format!("sentri:signing-key:{kid}").into_bytes()
+}
+
+fn cipher_error(kid: &str, err: CipherError) -> Error {
+    match err.kind() {
+        CipherErrorKind::Rejected => Error::configuration(
+            "key_encryption_key",
+            &format!(
+                "cannot decrypt the stored signing key {kid}: the key-encryption key is not \
+                 the one it was encrypted with, or the row was altered"
+            ),
+        ),
+        CipherErrorKind::Unavailable => Error::new(ErrorCode::ServiceUnavailable).with_source(err),
+        _ => Error::internal(err),
+    }
+}
+
+/// Encrypt a new record's private key for storage (a no-op without a
+/// cipher).
+pub(crate) async fn seal_record(
+    cipher: Option<&SharedCipher>,
+    record: &mut KeyRecord,
+) -> Result<()> {
+    let Some(cipher) = cipher else { return Ok(()) };
+    let sealed = cipher
+        .encrypt(record.private_key_pem.as_bytes(), &key_aad(&record.kid))
+        .await
+        .map_err(|e| cipher_error(&record.kid, e))?;
+    if !is_envelope(&sealed) {
+        return Err(Error::configuration(
+            "secret_cipher",
+            "encrypt must return an envelope starting with `enc:`",
+        ));
+    }
+    record.private_key_pem = Zeroizing::new(sealed);
+    Ok(())
+}
+
+/// The stored keys, readable: plaintext rows encrypted in place first when
+/// a cipher is configured (compare-and-set, so instances starting together
+/// agree), then the keys the ring needs (active, or retired after
+/// `publish_after`) decrypted into memory. Other rows are left out.
+///
+/// # Errors
+/// `CONFIGURATION_ERROR` (`key_encryption_key`) when a stored key is
+/// encrypted and no cipher is configured, or the cipher cannot decrypt a
+/// needed key; `SERVICE_UNAVAILABLE` when the store or key service is down.
+pub(crate) async fn readable_records(
+    cipher: Option<&SharedCipher>,
+    store: &dyn KeyStore,
+    publish_after: DateTime<Utc>,
+) -> Result<Vec<KeyRecord>> {
+    let mut records = store.list_keys().await?;
+    if let Some(cipher) = cipher {
+        let mut migrated = 0u32;
+        let mut changed = false;
+        for record in records.iter().filter(|r| !is_envelope(&r.private_key_pem)) {
+            let mut sealed = record.clone();
+            seal_record(Some(cipher), &mut sealed).await?;
+            if store
+                .replace_private_key(
+                    &record.kid,
+                    &record.private_key_pem,
+                    &sealed.private_key_pem,
+                )
+                .await?
+            {
+                migrated += 1;
+            }
+            changed = true;
+        }
+        if migrated > 0 {
+            tracing::info!(keys = migrated, "encrypted stored signing keys at rest");
+        }
+        if changed {
+            // Read back what won (ours, or another instance's envelope).
+            records = store.list_keys().await?;
+        }
+    } else if let Some(sealed) = records.iter().find(|r| is_envelope(&r.private_key_pem)) {
+        return Err(Error::configuration(
+            "key_encryption_key",
+            &format!(
+                "the stored signing key {} is encrypted, and no key-encryption key is configured",
+                sealed.kid
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for mut record in records {
+        let needed = match record.retired_at {
+            None => true,
+            Some(at) => at > publish_after,
+        };
+        if !needed {
+            continue;
+        }
+        if let Some(cipher) = cipher.filter(|_| is_envelope(&record.private_key_pem)) {
+            let plain = cipher
+                .decrypt(&record.private_key_pem, &key_aad(&record.kid))
+                .await
+                .map_err(|e| cipher_error(&record.kid, e))?;
+            let pem = std::str::from_utf8(&plain).map_err(|_| {
+                Error::configuration(
+                    "key_encryption_key",
+                    &format!("the stored signing key {} decrypts to no PEM", record.kid),
+                )
+            })?;
+            record.private_key_pem = Zeroizing::new(pem.to_owned());
+        }
+        out.push(record);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

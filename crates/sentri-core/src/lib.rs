@@ -62,10 +62,12 @@
 //! | [`password`] | argon2id/scrypt, legacy bcrypt and `salt:key` (F-05) |
 //! | [`tokens`] | access JWTs, opaque refresh tokens, [`AuthUser`] (F-10) |
 //! | [`store`] | the store traits (F-30) |
+//! | [`cipher`] | secrets at rest: AES-256-GCM envelopes, the [`cipher::SecretCipher`] hook (F-15) |
 //! | [`hooks`] | hooks (F-07) and overrides (F-08) |
 //! | [`idempotency`], [`throttle`], [`net`] | framework-free pieces adapters call (F-26, F-27) |
 #![deny(missing_docs)]
 
+pub mod cipher;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -91,7 +93,7 @@ pub use client::AccessVerifier;
 pub use config::{Algorithm, Config, SessionCheck};
 pub use error::{BoxError, Envelope, Error, ErrorCode, Result};
 pub use service::{
-    AuthOutput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
-    RegisterInput, Sentri, SessionInfo,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput,
+    RefreshInput, RegisterInput, Sentri, SessionInfo,
 };
 pub use tokens::{AuthUser, TokenPair};

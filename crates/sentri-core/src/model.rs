@@ -265,7 +265,9 @@ pub struct KeyRecord {
     pub kid: String,
     /// The JWS algorithm name, e.g. `EdDSA`, `RS256`, `ES256`.
     pub algorithm: String,
-    /// The private key, PKCS#8 PEM.
+    /// The private key as stored: an encrypted envelope (`enc:v1:…`, see
+    /// [`crate::cipher`]) when a key-encryption key is configured, else
+    /// PKCS#8 PEM. Stores keep it as opaque text.
     pub private_key_pem: Zeroizing<String>,
     /// When the key was created.
     pub created_at: DateTime<Utc>,

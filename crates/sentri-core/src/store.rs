@@ -144,8 +144,12 @@ pub trait UserStore: Send + Sync + 'static {
         identifier_key: &str,
     ) -> StoreResult<Option<UserRecord>>;
 
-    /// Change the identifier. `Conflict` when the new key belongs to another
-    /// user, `NotFound` when the user does not exist.
+    /// Change the identifier. When `identifier_key` differs from the
+    /// current key, also clear `email_verified_at` in the same atomic
+    /// operation (nobody verified the new address); a change of the display
+    /// form only (same key) keeps it. `Conflict` when the new key belongs to
+    /// another user, `NotFound` when the user does not exist; either way
+    /// nothing changes.
     async fn update_identifier(
         &self,
         id: UserId,
@@ -239,6 +243,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Delete every session of `user`; returns how many.
     async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64>;
 
+    /// Delete every session of `user` except `keep` (the caller's own, after
+    /// an identifier change), as one atomic operation; returns how many.
+    /// `keep` is kept only if it belongs to `user`.
+    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId) -> StoreResult<u64>;
+
     /// The sessions of `user` that are live at `now`, newest first.
     async fn list_user_sessions(
         &self,
@@ -267,6 +276,13 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Delete keys retired before `before`; returns how many.
     async fn delete_keys_retired_before(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Replace the stored private key of `kid` by `new` only if it is still
+    /// `current` (compare-and-set; nothing else of the row changes). Used to
+    /// encrypt keys stored in plaintext: of several instances doing it at
+    /// once, exactly one gets `Ok(true)`, the others `Ok(false)` and read
+    /// the winner's value. `Ok(false)` too when no key has this `kid`.
+    async fn replace_private_key(&self, kid: &str, current: &str, new: &str) -> StoreResult<bool>;
 }
 
 /// Responses kept for idempotent replay (F-26). Keys arrive already scoped

@@ -10,8 +10,18 @@ use common::*;
 use sentri_core::config::ThrottleConfig;
 use sentri_core::hooks::{Hooks, Overrides};
 use sentri_core::model::PasswordHash;
+use sentri_core::model::UserId;
 use sentri_core::password::PasswordPolicy;
-use sentri_core::{ChangePasswordInput, Error, ErrorCode, RegisterInput};
+use sentri_core::{ChangeIdentifierInput, ChangePasswordInput, Error, ErrorCode, RegisterInput};
+
+fn rename(user_id: UserId, new_identifier: &str) -> ChangeIdentifierInput {
+    ChangeIdentifierInput {
+        user_id,
+        new_identifier: new_identifier.to_owned(),
+        current_password: PASSWORD.to_owned(),
+        session_id: None,
+    }
+}
 
 fn code<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorCode {
     r.expect_err("expected an error").code()
@@ -468,14 +478,14 @@ async fn change_identifier_is_unique_like_registration() {
         .unwrap();
     let err = env
         .sentri
-        .change_identifier(ivy.id, "JAY@example.com".into())
+        .change_identifier(rename(ivy.id, "JAY@example.com"))
         .await;
     assert_eq!(code(err), ErrorCode::UserAlreadyExists);
-    let err = env.sentri.change_identifier(ivy.id, " ".into()).await;
+    let err = env.sentri.change_identifier(rename(ivy.id, " ")).await;
     assert_eq!(code(err), ErrorCode::ValidationError);
     let user = env
         .sentri
-        .change_identifier(ivy.id, "Ivy.New@example.com".into())
+        .change_identifier(rename(ivy.id, "Ivy.New@example.com"))
         .await
         .unwrap();
     assert_eq!(user.identifier, "Ivy.New@example.com");
@@ -495,7 +505,7 @@ async fn change_identifier_is_unique_like_registration() {
     assert_eq!(
         code(
             env.sentri
-                .change_identifier(missing, "free@example.com".into())
+                .change_identifier(rename(missing, "free@example.com"))
                 .await
         ),
         ErrorCode::UserNotFound
@@ -728,4 +738,141 @@ async fn password_hashes_never_leave_the_store_layer() {
     assert!(!json.contains(record.password_hash.as_str()));
     assert!(!format!("{record:?}").contains(record.password_hash.as_str()));
     let _unused: PasswordHash = record.password_hash;
+}
+
+#[tokio::test]
+async fn change_identifier_needs_the_current_password_and_changes_nothing_without_it() {
+    let env = env().await;
+    let kim = env
+        .sentri
+        .register(register_input("kim@example.com"))
+        .await
+        .unwrap();
+    for wrong in ["", "not the password"] {
+        let mut input = rename(kim.id, "kim2@example.com");
+        input.current_password = wrong.to_owned();
+        let err = env.sentri.change_identifier(input).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidCredentials, "{wrong:?}");
+    }
+    assert_eq!(
+        env.sentri.get_user(kim.id).await.unwrap().identifier,
+        "kim@example.com"
+    );
+}
+
+#[tokio::test]
+async fn change_identifier_clears_verification_and_revokes_other_sessions() {
+    let changes = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let hooks = Hooks::new().on_identifier_changed(move |user, old, new| {
+        let seen = seen.clone();
+        async move {
+            seen.lock()
+                .push((user.id, user.email_verified_at, old, new));
+            Ok(())
+        }
+    });
+    let env = env_with(base().hooks(hooks)).await;
+    let mine = signed_in(&env, "lee@example.com").await;
+    let other = env
+        .sentri
+        .login(login_input("lee@example.com", PASSWORD))
+        .await
+        .unwrap();
+    let uid = mine.user.id;
+    env.sentri.verify_email(uid).await.unwrap();
+
+    // A change of the display form only keeps the verification.
+    let mut input = rename(uid, "LEE@example.com");
+    input.session_id = Some(mine.session_id);
+    let user = env.sentri.change_identifier(input).await.unwrap();
+    assert!(user.email_verified_at.is_some());
+
+    let mut input = rename(uid, "lee@elsewhere.example");
+    input.session_id = Some(mine.session_id);
+    let user = env.sentri.change_identifier(input).await.unwrap();
+    assert_eq!(
+        user.email_verified_at, None,
+        "nobody verified the new address"
+    );
+    assert_eq!(
+        env.sentri.get_user(uid).await.unwrap().email_verified_at,
+        None
+    );
+    // The caller's session stays; its user is no longer verified.
+    let me = env
+        .sentri
+        .verify_access(&mine.tokens.access_token)
+        .await
+        .unwrap();
+    assert!(!me.email_verified());
+    assert_eq!(me.identifier(), "lee@elsewhere.example");
+    // Every other session is gone.
+    assert_eq!(
+        env.sentri
+            .verify_access(&other.tokens.access_token)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::TokenInvalid
+    );
+    let listed = env
+        .sentri
+        .list_sessions(uid, Some(mine.session_id))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].current);
+
+    let changes = changes.lock();
+    assert_eq!(changes.len(), 2, "the hook runs on every change");
+    assert_eq!(
+        changes[1],
+        (
+            uid,
+            None,
+            "LEE@example.com".to_owned(),
+            "lee@elsewhere.example".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn change_identifier_revocation_reaches_the_cached_mode() {
+    let env =
+        env_with(base().session_check(sentri_core::SessionCheck::Cached(Duration::from_secs(600))))
+            .await;
+    let mine = signed_in(&env, "max@example.com").await;
+    let other = env
+        .sentri
+        .login(login_input("max@example.com", PASSWORD))
+        .await
+        .unwrap();
+    // Both sessions cached.
+    env.sentri
+        .verify_access(&mine.tokens.access_token)
+        .await
+        .unwrap();
+    env.sentri
+        .verify_access(&other.tokens.access_token)
+        .await
+        .unwrap();
+    let mut input = rename(mine.user.id, "max@new.example");
+    input.session_id = Some(mine.session_id);
+    env.sentri.change_identifier(input).await.unwrap();
+    for answer in [
+        env.sentri.try_verify_access(&other.tokens.access_token),
+        Some(env.sentri.verify_access(&other.tokens.access_token).await),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert_eq!(answer.unwrap_err().code(), ErrorCode::TokenInvalid);
+    }
+    let me = env
+        .sentri
+        .verify_access(&mine.tokens.access_token)
+        .await
+        .unwrap();
+    assert_eq!(me.identifier(), "max@new.example");
 }

@@ -71,4 +71,20 @@ impl KeyStore for MemoryStore {
             .retain(|k| !matches!(k.retired_at, Some(at) if at < before));
         Ok((n - keys.keys.len()) as u64)
     }
+
+    async fn replace_private_key(&self, kid: &str, current: &str, new: &str) -> StoreResult<bool> {
+        let mut keys = self.inner.keys.lock();
+        match keys
+            .keys
+            .iter_mut()
+            .find(|k| k.kid == kid && k.private_key_pem.as_str() == current)
+        {
+            Some(key) => {
+                // The old value is zeroized as it drops.
+                key.private_key_pem = new.to_owned().into();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }

@@ -265,6 +265,22 @@ impl SessionStore for MemoryStore {
         Ok(n)
     }
 
+    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
+        let mut sessions = self.inner.sessions.write();
+        let others: Vec<SessionId> = sessions
+            .by_user
+            .get(&user)
+            .map(|ids| ids.iter().copied().filter(|id| *id != keep).collect())
+            .unwrap_or_default();
+        let mut n = 0;
+        for id in others {
+            if sessions.remove(id).is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn list_user_sessions(
         &self,
         user: UserId,

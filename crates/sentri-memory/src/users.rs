@@ -103,6 +103,8 @@ impl UserStore for MemoryStore {
                 users.by_key.remove(&record.identifier_key);
                 users.by_key.insert(identifier_key.to_owned(), id);
                 record.identifier_key = identifier_key.to_owned();
+                // Nobody verified the new address.
+                record.user.email_verified_at = None;
             }
         }
         record.user.identifier = identifier.to_owned();

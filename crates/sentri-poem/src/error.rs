@@ -11,7 +11,7 @@ use poem::middleware::{CatchPanic, PanicHandler};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, ResponseParts};
 use sentri_core::http::{
     envelope_response, error_response, method_not_allowed_response, not_found_response,
-    panic_response,
+    panic_response_for,
 };
 use sentri_core::{Error, ErrorCode};
 use serde::Serialize;
@@ -205,13 +205,7 @@ pub struct PanicEnvelope;
 impl PanicHandler for PanicEnvelope {
     type Response = Response;
     fn get_response(&self, panic: Box<dyn Any + Send + 'static>) -> Response {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
-        tracing::error!(panic = %message, "handler panicked");
-        into_poem(panic_response())
+        into_poem(panic_response_for(&*panic))
     }
 }
 

@@ -170,4 +170,17 @@ impl KeyStore for SeaOrmStore {
             .map_err(map_db_err)?;
         Ok(res.rows_affected)
     }
+
+    async fn replace_private_key(&self, kid: &str, current: &str, new: &str) -> StoreResult<bool> {
+        // One conditional UPDATE: the row changes only while it still holds
+        // `current`, so of concurrent replacements exactly one matches.
+        let res = keys::Entity::update_many()
+            .col_expr(keys::Column::PrivateKeyPem, Expr::value(new))
+            .filter(keys::Column::Kid.eq(kid))
+            .filter(keys::Column::PrivateKeyPem.eq(current))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected == 1)
+    }
 }

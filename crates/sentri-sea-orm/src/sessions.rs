@@ -293,6 +293,16 @@ impl SessionStore for SeaOrmStore {
         Ok(res.rows_affected)
     }
 
+    async fn delete_user_sessions_except(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
+        let res = sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(user.0))
+            .filter(sessions::Column::Id.ne(keep.0))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected)
+    }
+
     async fn list_user_sessions(
         &self,
         user: UserId,

@@ -203,7 +203,16 @@ impl UserStore for SeaOrmStore {
         identifier_key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<User> {
+        // A new key is an address nobody verified: clear the verification in
+        // the same statement. This assignment comes first because MySQL
+        // evaluates SET left to right (later ones see the new key).
+        let keep_verified = Expr::case(
+            Expr::col(users::Column::IdentifierKey).eq(identifier_key),
+            Expr::col(users::Column::EmailVerifiedAt),
+        )
+        .finally(Expr::value(Option::<DateTime<Utc>>::None));
         let res = users::Entity::update_many()
+            .col_expr(users::Column::EmailVerifiedAt, keep_verified.into())
             .col_expr(users::Column::Identifier, Expr::value(identifier))
             .col_expr(users::Column::IdentifierKey, Expr::value(identifier_key))
             .col_expr(users::Column::UpdatedAt, Expr::value(micros(now)))

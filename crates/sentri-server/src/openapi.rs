@@ -170,12 +170,15 @@ fn operation(route: Route, config: &Config) -> Option<Operation> {
             idempotent: false,
         },
         Route::ChangeIdentifier => Operation {
-            summary: "Change the caller's identifier",
+            summary: "Change the caller's identifier (needs the current password); the email verification is cleared and the caller's other sessions are revoked",
             tag: "accounts",
             auth: Auth::Access,
             request: Some(object(
-                &["newIdentifier"],
-                json!({ "newIdentifier": { "type": "string", "maxLength": 254 } }),
+                &["newIdentifier", "currentPassword"],
+                json!({
+                    "newIdentifier": { "type": "string", "maxLength": 254 },
+                    "currentPassword": { "type": "string", "format": "password" },
+                }),
             )),
             status: 200,
             data: Some(user()),

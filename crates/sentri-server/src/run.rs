@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::conn;
 use crate::error::ServerError;
 use crate::http::{self, AppState};
-use crate::settings::{Framework, Settings};
+use crate::settings::{Framework, Key, Settings, SettingsError};
 
 /// How long in-flight requests may run after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -149,9 +149,22 @@ pub async fn build_sentri_with(
             .with_throttle(redis.store.clone())
             .with_revocation_bus(redis.bus.clone());
     }
-    Sentri::new(config, stores)
-        .await
-        .map_err(|e| ServerError::Sentri("cannot load the signing keys", e))
+    if settings.key_encryption_key.is_none() && !config.algorithm().is_hmac() {
+        tracing::warn!(
+            "signing keys are stored unencrypted in the database: set SENTRI_KEY_ENCRYPTION_KEY \
+             (32 bytes, e.g. `openssl rand -base64 32`; see docs/server.md)"
+        );
+    }
+    Sentri::new(config, stores).await.map_err(|e| {
+        // A stored key that is encrypted without a key, or with another
+        // one: name the variable, on one line.
+        match e.message().strip_prefix("key_encryption_key: ") {
+            Some(problem) if e.code().as_str() == "CONFIGURATION_ERROR" => {
+                ServerError::Settings(SettingsError::new(Key::KeyEncryptionKey.env_var(), problem))
+            }
+            _ => ServerError::Sentri("cannot load the signing keys", e),
+        }
+    })
 }
 
 /// `migrate`: apply pending migrations and exit.

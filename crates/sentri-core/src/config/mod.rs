@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::cipher::{Aes256GcmCipher, SecretCipher, SharedCipher};
 use crate::error::{Error, Result};
 use crate::hooks::{Hooks, Overrides, RevocationCheck};
 use crate::password::PasswordPolicy;
@@ -298,6 +299,8 @@ pub struct Config {
     pub(crate) revocation_check: Option<RevocationCheck>,
     pub(crate) cookies: CookieConfig,
     pub(crate) body_limit: usize,
+    /// Encrypts secrets at rest (stored signing keys); `None`: plaintext.
+    pub(crate) cipher: Option<SharedCipher>,
 }
 
 impl fmt::Debug for Config {
@@ -318,6 +321,10 @@ impl fmt::Debug for Config {
             .field("idempotency", &self.idempotency)
             .field("cookies", &self.cookies)
             .field("body_limit", &self.body_limit)
+            .field(
+                "secret_cipher",
+                &self.cipher.as_ref().map(|_| "<configured>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -401,6 +408,13 @@ impl Config {
     pub fn body_limit(&self) -> usize {
         self.body_limit
     }
+
+    /// The cipher of secrets at rest, when one is configured
+    /// ([`ConfigBuilder::key_encryption_key`],
+    /// [`ConfigBuilder::secret_cipher`]).
+    pub fn secret_cipher(&self) -> Option<&Arc<dyn SecretCipher>> {
+        self.cipher.as_ref()
+    }
 }
 
 /// Builder of [`Config`]. Every setter documents its default.
@@ -431,6 +445,9 @@ pub struct ConfigBuilder {
     revocation_check: Option<RevocationCheck>,
     cookies: Option<CookieConfig>,
     body_limit: Option<usize>,
+    key_encryption_key: Option<Zeroizing<Vec<u8>>>,
+    cipher: Option<SharedCipher>,
+    hook_timeout: Option<Duration>,
 }
 
 impl ConfigBuilder {
@@ -581,6 +598,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// The longest a hook may hold a response: a hook still running after
+    /// it is logged and abandoned. Default 5 s
+    /// ([`crate::hooks::DEFAULT_HOOK_TIMEOUT`]); from 1 ms to 5 minutes.
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = Some(timeout);
+        self
+    }
+
     /// Replacements for built-in services (F-08). Default: none.
     pub fn overrides(mut self, overrides: Overrides) -> Self {
         self.overrides = overrides;
@@ -613,6 +638,29 @@ impl ConfigBuilder {
     /// 1 KiB to 1 MiB.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Encrypt stored signing keys (and later other secrets at rest) with
+    /// the built-in AES-256-GCM [`Aes256GcmCipher`] under this 32-byte
+    /// key-encryption key, which must not live in the database. Default:
+    /// none (stored keys are plaintext). For a key given as text (hex or
+    /// base64) use [`Aes256GcmCipher::from_encoded`] with
+    /// [`ConfigBuilder::secret_cipher`].
+    ///
+    /// On start, plaintext keys already stored are encrypted in place;
+    /// stored keys that are encrypted need the same key again (`Sentri::new`
+    /// refuses to start without it, or with another one).
+    pub fn key_encryption_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.key_encryption_key = Some(Zeroizing::new(key.as_ref().to_vec()));
+        self
+    }
+
+    /// Encrypt secrets at rest with an application's own cipher (e.g. one
+    /// that calls a KMS); see [`crate::cipher`]. Default: none. Exclusive
+    /// with [`ConfigBuilder::key_encryption_key`].
+    pub fn secret_cipher(mut self, cipher: impl SecretCipher) -> Self {
+        self.cipher = Some(Arc::new(cipher));
         self
     }
 
@@ -797,6 +845,26 @@ impl ConfigBuilder {
             return Err(cfg("body_limit", "must be from 1 KiB to 1 MiB"));
         }
 
+        let hook_timeout = self
+            .hook_timeout
+            .unwrap_or(crate::hooks::DEFAULT_HOOK_TIMEOUT);
+        if !(Duration::from_millis(1)..=Duration::from_secs(300)).contains(&hook_timeout) {
+            return Err(cfg("hook_timeout", "must be from 1 ms to 5 minutes"));
+        }
+        let mut hooks = self.hooks;
+        hooks.set_timeout(hook_timeout);
+
+        let cipher = match (self.key_encryption_key, self.cipher) {
+            (Some(_), Some(_)) => {
+                return Err(cfg(
+                    "key_encryption_key",
+                    "set either a key-encryption key or a secret cipher, not both",
+                ));
+            }
+            (Some(key), None) => Some(Arc::new(Aes256GcmCipher::new(&key)?) as SharedCipher),
+            (None, cipher) => cipher,
+        };
+
         Ok(Config {
             algorithm,
             key_source,
@@ -816,11 +884,12 @@ impl ConfigBuilder {
             idempotency,
             verified_token_cache: self.verified_token_cache.unwrap_or(10_000),
             trusted_proxies: self.trusted_proxies,
-            hooks: self.hooks,
+            hooks,
             overrides: self.overrides,
             revocation_check: self.revocation_check,
             cookies,
             body_limit,
+            cipher,
         })
     }
 }

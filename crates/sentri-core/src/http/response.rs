@@ -1,5 +1,7 @@
 //! Responses: the envelope as `http::Response<Bytes>`, errors, panics.
 
+use std::any::Any;
+
 use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, REFERRER_POLICY, RETRY_AFTER,
@@ -131,11 +133,15 @@ pub fn envelope_response<T: Serialize>(
 /// assert_eq!(res.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
 /// ```
 pub fn error_response(err: &Error) -> Response<Bytes> {
-    if err.is_unhandled() {
-        tracing::error!(error = ?err, "request failed unexpectedly");
-    }
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = json_response(status, err.to_json());
+    if err.is_unhandled() {
+        tracing::error!(error = ?err, "request failed unexpectedly");
+        // For `Api::call`, which reports it to `on_unhandled` and removes
+        // the mark; never serialised.
+        res.extensions_mut()
+            .insert(UnhandledError(error_chain(err)));
+    }
     if let Some(secs) = err.retry_after_secs() {
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -149,7 +155,41 @@ pub fn error_response(err: &Error) -> Response<Bytes> {
 /// The generic 500 envelope sent when a handler panicked. The panic's
 /// message is logged, never sent.
 pub fn panic_response() -> Response<Bytes> {
-    error_response(&Error::new(ErrorCode::InternalError))
+    let mut res = error_response(&Error::new(ErrorCode::InternalError));
+    res.extensions_mut().remove::<UnhandledError>();
+    res
+}
+
+/// The generic 500 envelope for a caught panic, with its message logged
+/// (what both adapters' panic layers answer).
+pub fn panic_response_for(panic: &(dyn Any + Send)) -> Response<Bytes> {
+    tracing::error!(panic = %panic_message(panic), "handler panicked");
+    panic_response()
+}
+
+/// The text of a panic payload (`&str` or `String`), for logs.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// The mark an unexpected error leaves on its response: its message and
+/// causes, for the `on_unhandled` hook.
+#[derive(Clone)]
+pub(crate) struct UnhandledError(pub(crate) String);
+
+fn error_chain(err: &Error) -> String {
+    let mut out = format!("{}: {}", err.code(), err.message());
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// `404 NOT_FOUND` in the envelope, for unknown paths under the mount

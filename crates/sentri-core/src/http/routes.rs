@@ -1,6 +1,9 @@
 //! The built-in routes (SPEC §6).
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE};
@@ -9,13 +12,17 @@ use serde_json::json;
 
 use super::body::JsonBody;
 use super::idempotency::idempotent;
-use super::response::{envelope_response, error_response, json_response};
+use super::response::{
+    UnhandledError, envelope_response, error_response, json_response, panic_message, panic_response,
+};
 use super::{Api, Authenticated, Request, Route, caller_scope};
 use crate::error::{Error, ErrorCode, Result};
+use crate::hooks::{Unhandled, UnhandledKind, fire};
 use crate::idempotency::CallerScope;
 use crate::model::{SessionId, UserId};
 use crate::service::{
-    AuthOutput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput, RegisterInput,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput,
+    RegisterInput,
 };
 
 fn with_cookies(mut res: Response<Bytes>, cookies: Vec<HeaderValue>) -> Response<Bytes> {
@@ -31,9 +38,34 @@ fn render(result: Result<Response<Bytes>>) -> Response<Bytes> {
 
 impl Api {
     /// Run the route `route` (with its path parameter, if any).
+    ///
+    /// An unexpected error (rendered as the generic 500) or a panic of the
+    /// route is logged and reported to the `on_unhandled` hook (SPEC §3);
+    /// the client sees only the generic envelope.
     pub async fn call(&self, route: Route, req: &Request, param: Option<&str>) -> Response<Bytes> {
-        let param = param.unwrap_or("");
-        let mut res = self.call_route(route, req, param).await;
+        let outcome = AssertUnwindSafe(self.call_route(route, req, param.unwrap_or("")))
+            .catch_unwind()
+            .await;
+        let (mut res, report) = match outcome {
+            Ok(res) => (res, None),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                tracing::error!(panic = %message, "handler panicked");
+                (panic_response(), Some((UnhandledKind::Panic, message)))
+            }
+        };
+        let marked = res.extensions_mut().remove::<UnhandledError>();
+        let report = report.or_else(|| marked.map(|e| (UnhandledKind::Error, e.0)));
+        if let Some((kind, detail)) = report {
+            let unhandled = Unhandled {
+                kind,
+                detail,
+                method: req.method.to_string(),
+                path: req.uri.path().to_owned(),
+            };
+            let hook = &self.sentri.config().hooks.on_unhandled;
+            fire("on_unhandled", hook, unhandled).await;
+        }
         super::security_headers(res.headers_mut(), self.sentri.config().cookies());
         res
     }
@@ -296,7 +328,9 @@ impl Api {
         .await
     }
 
-    /// `PUT /me/identifier` (F-06): `{newIdentifier}` → `{user}`.
+    /// `PUT /me/identifier` (F-06): `{newIdentifier, currentPassword}` →
+    /// `{user}`; the email verification is cleared and the user's other
+    /// sessions are revoked (the caller's stays).
     pub async fn change_identifier(&self, req: &Request) -> Response<Bytes> {
         self.authed(req, |auth| async move {
             let scope = caller_scope(&self.sentri, Some(&auth.user), req.head());
@@ -305,10 +339,16 @@ impl Api {
                     async {
                         let mut body = JsonBody::parse(&req.headers, &req.body, self.body_limit())?;
                         let new_identifier = body.required_str("newIdentifier")?;
+                        let current_password = body.required_str("currentPassword")?;
                         body.finish()?;
                         let user = self
                             .sentri
-                            .change_identifier(auth.user.id(), new_identifier)
+                            .change_identifier(ChangeIdentifierInput {
+                                user_id: auth.user.id(),
+                                new_identifier,
+                                current_password,
+                                session_id: Some(auth.user.session_id()),
+                            })
                             .await?;
                         Ok(self.user_response(StatusCode::OK, "identifier changed", &user))
                     }

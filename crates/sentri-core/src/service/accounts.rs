@@ -10,7 +10,9 @@ use crate::hooks::fire;
 use crate::identifier::Identifier;
 use crate::model::{NewSession, NewUser, SessionId, User, UserId, UserRecord};
 use crate::password::Verified;
-use crate::service::inputs::{AuthOutput, ChangePasswordInput, LoginInput, RegisterInput};
+use crate::service::inputs::{
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, RegisterInput,
+};
 use crate::store::{Revocation, StoreErrorKind};
 use crate::tokens;
 
@@ -397,15 +399,19 @@ impl Sentri {
             .ok_or_else(user_not_found)
     }
 
-    /// Change a user's identifier, unique as at registration (F-06).
+    /// Change a user's identifier, unique as at registration (F-06), after
+    /// checking the current password. A new address is not verified:
+    /// `email_verified_at` is cleared in the same store operation. Every
+    /// other session of the user is revoked (the one in
+    /// `input.session_id` stays), then `on_identifier_changed` runs.
     ///
     /// # Errors
-    /// `VALIDATION_ERROR`, `USER_ALREADY_EXISTS`, `USER_NOT_FOUND`,
-    /// `SERVICE_UNAVAILABLE`.
-    pub async fn change_identifier(&self, id: UserId, new_identifier: String) -> Result<User> {
+    /// `VALIDATION_ERROR`, `INVALID_CREDENTIALS` (current password wrong),
+    /// `USER_ALREADY_EXISTS`, `USER_NOT_FOUND`, `SERVICE_UNAVAILABLE`.
+    pub async fn change_identifier(&self, input: ChangeIdentifierInput) -> Result<User> {
         match self.0.config.overrides.change_identifier.clone() {
-            Some(f) => f(self.clone(), (id, new_identifier)).await,
-            None => self.default_change_identifier(id, new_identifier).await,
+            Some(f) => f(self.clone(), input).await,
+            None => self.default_change_identifier(input).await,
         }
     }
 
@@ -413,16 +419,24 @@ impl Sentri {
     ///
     /// # Errors
     /// As [`Sentri::change_identifier`].
-    pub async fn default_change_identifier(
-        &self,
-        id: UserId,
-        new_identifier: String,
-    ) -> Result<User> {
-        let identifier = Identifier::parse_field("newIdentifier", &new_identifier)?;
-        let user = self
-            .0
-            .stores
-            .users
+    pub async fn default_change_identifier(&self, input: ChangeIdentifierInput) -> Result<User> {
+        let identifier = Identifier::parse_field("newIdentifier", &input.new_identifier)?;
+        let id = input.user_id;
+        let users = &self.0.stores.users;
+        let record = users.find_user(id).await?.ok_or_else(user_not_found)?;
+        if self.check_login_password(&input.current_password).is_err()
+            || self
+                .passwords()
+                .verify(&input.current_password, &record.password_hash)
+                .await?
+                == Verified::Invalid
+        {
+            return Err(Error::with_message(
+                ErrorCode::InvalidCredentials,
+                "current password is wrong",
+            ));
+        }
+        let user = users
             .update_identifier(id, identifier.display(), identifier.key(), self.now())
             .await
             .map_err(|e| match e.kind() {
@@ -430,7 +444,18 @@ impl Sentri {
                 StoreErrorKind::NotFound => user_not_found(),
                 _ => e.into(),
             })?;
+        let sessions = &self.0.stores.sessions;
+        match input.session_id {
+            Some(keep) => sessions.delete_user_sessions_except(id, keep).await?,
+            None => sessions.delete_user_sessions(id).await?,
+        };
+        // Every cached session of the user is stale (identifier, email
+        // verification), the revoked ones most of all.
         self.revoked(Revocation::User(id)).await;
+        let hook = &self.0.config.hooks.on_identifier_changed;
+        let old = record.user.identifier;
+        let new = user.identifier.clone();
+        fire("on_identifier_changed", hook, (user.clone(), old, new)).await;
         Ok(user)
     }
 

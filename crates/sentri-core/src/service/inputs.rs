@@ -118,6 +118,30 @@ impl fmt::Debug for ChangePasswordInput {
     }
 }
 
+/// Input of an identifier change (F-06).
+#[derive(Clone)]
+pub struct ChangeIdentifierInput {
+    /// Whose identifier.
+    pub user_id: UserId,
+    /// The new identifier, as entered.
+    pub new_identifier: String,
+    /// The current password, checked first (re-authentication).
+    pub current_password: String,
+    /// The session making the change, which stays signed in; every other
+    /// session of the user is revoked. `None` revokes them all.
+    pub session_id: Option<SessionId>,
+}
+
+impl fmt::Debug for ChangeIdentifierInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeIdentifierInput")
+            .field("user_id", &self.user_id)
+            .field("new_identifier", &self.new_identifier)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What login and refresh return.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

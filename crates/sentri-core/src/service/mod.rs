@@ -25,8 +25,8 @@ use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
 use crate::verified::VerifiedTokens;
 
 pub use inputs::{
-    AuthOutput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput, RefreshInput,
-    RegisterInput, SessionInfo,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput,
+    RefreshInput, RegisterInput, SessionInfo,
 };
 
 /// The entry point of sentri: configuration, stores, keys and services.
@@ -68,9 +68,16 @@ impl std::fmt::Debug for Sentri {
 impl Sentri {
     /// Build the services: load (or generate and persist) the signing key.
     ///
+    /// With a key-encryption key (or secret cipher) configured, stored
+    /// keys still in plaintext are encrypted in place first (see
+    /// [`crate::cipher`]); the private keys are decrypted only into memory.
+    ///
     /// # Errors
     /// `CONFIGURATION_ERROR` for a bad password policy or a stored key that
-    /// cannot be read; `SERVICE_UNAVAILABLE` when the KeyStore is down.
+    /// cannot be read, and (field `key_encryption_key`) for a stored key
+    /// that is encrypted while no key-encryption key is configured, or that
+    /// the configured one cannot decrypt; `SERVICE_UNAVAILABLE` when the
+    /// KeyStore (or the cipher's key service) is down.
     pub async fn new(config: Config, stores: Stores) -> Result<Self> {
         Self::with_clock(config, stores, Clock::system()).await
     }
@@ -366,8 +373,9 @@ impl Sentri {
             ));
         }
         let now = self.now();
-        let (record, _) = keys::new_record(config.algorithm, now)?;
+        let (mut record, _) = keys::new_record(config.algorithm, now)?;
         let kid = record.kid.clone();
+        keys::seal_record(config.cipher.as_ref(), &mut record).await?;
         self.0.stores.keys.rotate_key(record, now).await?;
         self.reload_keys().await?;
         Ok(kid)
@@ -489,14 +497,16 @@ async fn load_or_create_ring(
 ) -> Result<KeyRing> {
     // Keys retired less than one access TTL ago may still have live tokens.
     let publish_after = now - to_chrono(config.access_ttl) - chrono::Duration::minutes(1);
-    let records = stores.keys.list_keys().await?;
+    let cipher = config.cipher.as_ref();
+    let records = keys::readable_records(cipher, &*stores.keys, publish_after).await?;
     if let Some(ring) = KeyRing::from_records(config.algorithm, &records, publish_after)? {
         return Ok(ring);
     }
-    let (record, _) = keys::new_record(config.algorithm, now)?;
+    let (mut record, _) = keys::new_record(config.algorithm, now)?;
+    keys::seal_record(cipher, &mut record).await?;
     stores.keys.insert_key_if_none(record).await?;
     // Read back: when several instances start at once, one key wins.
-    let records = stores.keys.list_keys().await?;
+    let records = keys::readable_records(cipher, &*stores.keys, publish_after).await?;
     KeyRing::from_records(config.algorithm, &records, publish_after)?
         .ok_or_else(|| Error::internal("the key store kept no active key"))
 }

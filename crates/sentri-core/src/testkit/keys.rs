@@ -331,3 +331,117 @@ pub async fn concurrent_rotate_key<S: KeyStore + ?Sized>(store: Arc<S>) {
         "insert_key_if_none returns the active key"
     );
 }
+
+/// `replace_private_key` changes the private key only while it still holds
+/// `current`, changes nothing else of the row, and is `Ok(false)` for a
+/// stale `current` or an unknown `kid`.
+pub async fn replace_private_key_compares_and_sets<S: KeyStore + ?Sized>(store: Arc<S>) {
+    let alg = algorithm();
+    let at = now();
+    let k1 = key(&alg, at);
+    ok(
+        store.insert_key_if_none(k1.clone()).await,
+        "insert_key_if_none",
+    );
+    let sealed = format!("enc:v1:{}", Uuid::new_v4().simple());
+    assert!(
+        ok(
+            store
+                .replace_private_key(&k1.kid, &k1.private_key_pem, &sealed)
+                .await,
+            "replace_private_key"
+        ),
+        "replace_private_key with the current value must replace it"
+    );
+    let listed = keys_of(&*store, &alg).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].private_key_pem.as_str(),
+        sealed,
+        "list_keys must return the replaced private key"
+    );
+    assert!(
+        listed[0].kid == k1.kid
+            && listed[0].created_at == k1.created_at
+            && listed[0].retired_at.is_none(),
+        "replace_private_key must change nothing but the private key"
+    );
+    assert!(
+        !ok(
+            store
+                .replace_private_key(&k1.kid, &k1.private_key_pem, "enc:v1:other")
+                .await,
+            "replace_private_key"
+        ),
+        "replace_private_key with a stale current value must be Ok(false)"
+    );
+    assert_eq!(
+        keys_of(&*store, &alg).await[0].private_key_pem.as_str(),
+        sealed,
+        "a stale replace_private_key must change nothing"
+    );
+    assert!(
+        !ok(
+            store
+                .replace_private_key(&Uuid::new_v4().simple().to_string(), &sealed, "x")
+                .await,
+            "replace_private_key"
+        ),
+        "replace_private_key of an unknown kid must be Ok(false)"
+    );
+    // A retired key can be replaced too (its public part is still published).
+    let t1 = plus(at, 10);
+    ok(store.rotate_key(key(&alg, t1), t1).await, "rotate_key");
+    assert!(ok(
+        store
+            .replace_private_key(&k1.kid, &sealed, "enc:v1:again")
+            .await,
+        "replace_private_key"
+    ));
+    let listed = keys_of(&*store, &alg).await;
+    assert_eq!(listed[0].private_key_pem.as_str(), "enc:v1:again");
+    assert_eq!(
+        listed[0].retired_at,
+        Some(t1),
+        "replace_private_key must keep retired_at"
+    );
+}
+
+/// 8 concurrent `replace_private_key` of one key from the same current
+/// value to different values: exactly one gets `Ok(true)`, and its value is
+/// the one stored.
+pub async fn concurrent_replace_private_key<S: KeyStore + ?Sized>(store: Arc<S>) {
+    let alg = algorithm();
+    let k1 = key(&alg, now());
+    ok(
+        store.insert_key_if_none(k1.clone()).await,
+        "insert_key_if_none",
+    );
+    let current = k1.private_key_pem.to_string();
+    let kid = k1.kid.clone();
+    let results = race(&store, 8, |store, i| {
+        let (kid, current) = (kid.clone(), current.clone());
+        async move {
+            let new = format!("enc:v1:racer-{i}");
+            store
+                .replace_private_key(&kid, &current, &new)
+                .await
+                .map(|won| won.then_some(new))
+        }
+    })
+    .await;
+    let winners: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| ok(r, "concurrent replace_private_key"))
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "of 8 concurrent replace_private_key from one value exactly one must win"
+    );
+    assert_eq!(
+        keys_of(&*store, &alg).await[0].private_key_pem.as_str(),
+        winners[0],
+        "the winner's value must be the one stored"
+    );
+}

@@ -237,6 +237,7 @@ macro_rules! user_store_tests {
             update_identifier,
             update_identifier_conflict,
             update_identifier_not_found,
+            update_identifier_clears_email_verification,
             replace_password_hash,
             add_and_remove_roles,
             set_email_verified,
@@ -275,6 +276,7 @@ macro_rules! session_store_tests {
             delete_session,
             delete_user_session,
             delete_user_sessions,
+            delete_user_sessions_except,
             list_user_sessions,
             purge_expired_sessions,
             concurrent_rotate_refresh,
@@ -303,6 +305,8 @@ macro_rules! key_store_tests {
             delete_keys_retired_before,
             concurrent_insert_key_if_none,
             concurrent_rotate_key,
+            replace_private_key_compares_and_sets,
+            concurrent_replace_private_key,
         );
     };
 }

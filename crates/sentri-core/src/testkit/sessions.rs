@@ -700,6 +700,65 @@ pub async fn delete_user_sessions<S: UserStore + SessionStore + ?Sized>(store: A
     );
 }
 
+/// `delete_user_sessions_except` deletes every session of the user but the
+/// one kept, counts them, and keeps other users' sessions; a `keep` of
+/// another user protects nothing of this one.
+pub async fn delete_user_sessions_except<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {
+    let at = now();
+    let user = create_user(&*store, &[], at).await;
+    let other = create_user(&*store, &[], at).await;
+    let mut mine = Vec::new();
+    for i in 0..3 {
+        let new = new_session(user.id, plus(at, i), plus(at, 3600));
+        create(&*store, &new).await;
+        mine.push(new);
+    }
+    let theirs = new_session(other.id, at, plus(at, 3600));
+    create(&*store, &theirs).await;
+
+    let keep = mine[1].id;
+    let n = ok(
+        store.delete_user_sessions_except(user.id, keep).await,
+        "delete_user_sessions_except",
+    );
+    assert_eq!(
+        n, 2,
+        "delete_user_sessions_except must delete and count the other sessions"
+    );
+    assert!(
+        active(&*store, keep, at).await.is_some(),
+        "delete_user_sessions_except must keep the kept session"
+    );
+    for gone in [&mine[0], &mine[2]] {
+        assert!(
+            active(&*store, gone.id, at).await.is_none(),
+            "delete_user_sessions_except must delete the user's other sessions"
+        );
+    }
+    assert!(
+        active(&*store, theirs.id, at).await.is_some(),
+        "delete_user_sessions_except must keep other users' sessions"
+    );
+    assert_eq!(
+        ok(
+            store.delete_user_sessions_except(user.id, keep).await,
+            "delete_user_sessions_except"
+        ),
+        0,
+        "nothing else is left to delete"
+    );
+    // Keeping a session of someone else keeps nothing of this user.
+    assert_eq!(
+        ok(
+            store.delete_user_sessions_except(user.id, theirs.id).await,
+            "delete_user_sessions_except"
+        ),
+        1
+    );
+    assert!(active(&*store, keep, at).await.is_none());
+    assert!(active(&*store, theirs.id, at).await.is_some());
+}
+
 /// `list_user_sessions` returns only the user's sessions that are live at
 /// `now`, newest (by `created_at`) first.
 pub async fn list_user_sessions<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {

@@ -220,6 +220,74 @@ pub async fn update_identifier_conflict<S: UserStore + ?Sized>(store: Arc<S>) {
     );
 }
 
+/// `update_identifier` to a new key clears `email_verified_at` in the same
+/// operation (and `find_user`, `find_user_by_identifier` and
+/// `find_active_session` see it cleared); a change of the display form only
+/// keeps it, and a `Conflict` keeps it too.
+pub async fn update_identifier_clears_email_verification<S: UserStore + ?Sized>(store: Arc<S>) {
+    let at = now();
+    let a = new_user(&[], at);
+    let b = new_user(&[], at);
+    ok(store.create_user(a.clone()).await, "create_user");
+    ok(store.create_user(b.clone()).await, "create_user");
+    let verified_at = plus(at, 1);
+    ok(
+        store.set_email_verified(a.id, verified_at).await,
+        "set_email_verified",
+    );
+
+    // Conflict: nothing changes, the verification stays.
+    expect_err(
+        store
+            .update_identifier(a.id, "TAKEN", &b.identifier_key, plus(at, 2))
+            .await,
+        StoreErrorKind::Conflict,
+        "update_identifier to another user's key",
+    );
+    let found = ok(store.find_user(a.id).await, "find_user").expect("user a exists");
+    assert_eq!(
+        found.user.email_verified_at,
+        Some(verified_at),
+        "a failed update_identifier must keep email_verified_at"
+    );
+
+    // The same key in another display form: still the verified address.
+    let upper = a.identifier_key.to_uppercase();
+    let user = ok(
+        store
+            .update_identifier(a.id, &upper, &a.identifier_key, plus(at, 3))
+            .await,
+        "update_identifier to the same key",
+    );
+    assert_eq!(
+        user.email_verified_at,
+        Some(verified_at),
+        "update_identifier to the same key must keep email_verified_at"
+    );
+
+    // A new key: nobody verified it.
+    let key = format!("{}@example.test", unique("unverified"));
+    let user = ok(
+        store.update_identifier(a.id, &key, &key, plus(at, 4)).await,
+        "update_identifier",
+    );
+    assert_eq!(
+        user.email_verified_at, None,
+        "update_identifier to a new key must clear email_verified_at (in the returned user)"
+    );
+    let found = ok(store.find_user(a.id).await, "find_user").expect("user a exists");
+    assert_eq!(
+        found.user.email_verified_at, None,
+        "update_identifier to a new key must clear the stored email_verified_at"
+    );
+    let by_key = ok(
+        store.find_user_by_identifier(&key).await,
+        "find_user_by_identifier",
+    )
+    .expect("the new key finds the user");
+    assert_eq!(by_key.user.email_verified_at, None);
+}
+
 /// `update_identifier` of an unknown user is `NotFound`.
 pub async fn update_identifier_not_found<S: UserStore + ?Sized>(store: Arc<S>) {
     let key = format!("{}@example.test", unique("ghost"));

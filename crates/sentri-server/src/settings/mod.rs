@@ -74,6 +74,9 @@ pub enum Key {
     /// `SENTRI_AUDIENCE`: the `aud` of access tokens, required when
     /// verifying.
     Audience,
+    /// `SENTRI_KEY_ENCRYPTION_KEY`: the key that encrypts stored signing
+    /// keys (32 bytes, hex or base64).
+    KeyEncryptionKey,
     /// `SENTRI_ACCESS_TTL`: access token lifetime.
     AccessTtl,
     /// `SENTRI_REFRESH_TTL`: session and refresh token lifetime.
@@ -105,7 +108,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 30] = [
+    pub const ALL: [Key; 31] = [
         Key::Bind,
         Key::HeaderReadTimeout,
         Key::BodyReadTimeout,
@@ -123,6 +126,7 @@ impl Key {
         Key::Algorithm,
         Key::Issuer,
         Key::Audience,
+        Key::KeyEncryptionKey,
         Key::AccessTtl,
         Key::RefreshTtl,
         Key::ReuseGrace,
@@ -158,6 +162,7 @@ impl Key {
             Key::Algorithm => "algorithm",
             Key::Issuer => "issuer",
             Key::Audience => "audience",
+            Key::KeyEncryptionKey => "key_encryption_key",
             Key::AccessTtl => "access_ttl",
             Key::RefreshTtl => "refresh_ttl",
             Key::ReuseGrace => "reuse_grace",
@@ -194,6 +199,7 @@ impl Key {
             Key::Algorithm => "SENTRI_ALGORITHM",
             Key::Issuer => "SENTRI_ISSUER",
             Key::Audience => "SENTRI_AUDIENCE",
+            Key::KeyEncryptionKey => "SENTRI_KEY_ENCRYPTION_KEY",
             Key::AccessTtl => "SENTRI_ACCESS_TTL",
             Key::RefreshTtl => "SENTRI_REFRESH_TTL",
             Key::ReuseGrace => "SENTRI_REUSE_GRACE",
@@ -230,7 +236,7 @@ pub struct SettingsError {
 }
 
 impl SettingsError {
-    fn new(name: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(name: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             problem: problem.into(),
@@ -387,6 +393,9 @@ pub struct Settings {
     pub issuer: Option<String>,
     /// The `aud` set in and required of access tokens (`None`: no `aud`).
     pub audience: Option<String>,
+    /// The key-encryption key of stored signing keys (checked: 32 bytes as
+    /// hex or base64); `None`: stored keys are plaintext.
+    pub key_encryption_key: Option<Secret>,
     /// Access token lifetime (`None`: the library default, 15m).
     pub access_ttl: Option<Duration>,
     /// Refresh lifetime (`None`: 7d).
@@ -723,6 +732,14 @@ impl Settings {
             return Err(raw.err(Key::Log, format!("not a tracing filter: {e}")));
         }
         let secret = |key: Key| raw.get(key).map(|v| Secret(Zeroizing::new(v.to_owned())));
+        let key_encryption_key = secret(Key::KeyEncryptionKey);
+        if let Some(kek) = &key_encryption_key {
+            // The library's message names the format, never the value.
+            sentri_core::cipher::Aes256GcmCipher::from_encoded(kek.expose()).map_err(|e| {
+                let problem = e.message().split_once(": ").map_or(e.message(), |(_, p)| p);
+                raw.err(Key::KeyEncryptionKey, problem)
+            })?;
+        }
 
         let settings = Self {
             bind,
@@ -738,6 +755,7 @@ impl Settings {
             algorithm,
             issuer,
             audience,
+            key_encryption_key,
             access_ttl: duration(Key::AccessTtl)?,
             refresh_ttl: duration(Key::RefreshTtl)?,
             reuse_grace: duration(Key::ReuseGrace)?,
@@ -801,6 +819,11 @@ impl Settings {
         }
         if let Some(audience) = &self.audience {
             builder = builder.audience(audience.clone());
+        }
+        if let Some(kek) = &self.key_encryption_key {
+            let cipher = sentri_core::cipher::Aes256GcmCipher::from_encoded(kek.expose())
+                .map_err(|e| raw.err(Key::KeyEncryptionKey, e.message()))?;
+            builder = builder.secret_cipher(cipher);
         }
         if let Some(ttl) = self.access_ttl {
             builder = builder.access_ttl(ttl);
