@@ -7,7 +7,7 @@
 //! | `GET /feed` | protect_optional → `{identifier|null}` |
 //! | `GET /admin` | protect + authorize(admin) |
 //! | `POST /users/{userId}/notes` | protect + authorize(user, admin) + permit(no `X-Deny`) + require_self |
-//! | `POST /orders` | protect + idempotency + `Json<Order>`; item `fail` → 409 `OUT_OF_STOCK`, `slow` sleeps |
+//! | `POST /orders` | protect + idempotency + `Json<Order>`; item `fail` → 409 `OUT_OF_STOCK`, `slow` sleeps, `gated` waits for its [`Gates`] run to be opened and fails (409) on its first run |
 //! | `POST /echo` | `Json<Value>` echoed |
 //! | `GET /search` | `Query<Search>` |
 //! | `GET /panic` | panics |
@@ -36,6 +36,58 @@ struct Search {
     page: u32,
 }
 
+/// Runs of the item `gated` of `POST /orders`: each run waits until the
+/// test opens it, so a scenario decides when each request finishes.
+#[derive(Debug, Default)]
+pub struct Gates {
+    runs: AtomicUsize,
+    gates: std::sync::Mutex<Vec<Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Gates {
+    fn gate(&self, run: usize) -> Arc<tokio::sync::Semaphore> {
+        let mut gates = self.gates.lock().expect("gates");
+        while gates.len() < run {
+            gates.push(Arc::new(tokio::sync::Semaphore::new(0)));
+        }
+        gates[run - 1].clone()
+    }
+
+    /// How many gated runs have started.
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// Let gated run `run` (1-based) finish.
+    pub fn open(&self, run: usize) {
+        self.gate(run).add_permits(1);
+    }
+
+    /// Wait until `n` gated runs have started.
+    ///
+    /// # Panics
+    /// After 30 s.
+    pub async fn wait_runs(&self, n: usize) {
+        for _ in 0..3000 {
+            if self.runs() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gated run {n} did not start");
+    }
+
+    /// In the handler: count the run and wait for its gate. The first run
+    /// fails.
+    async fn pass(&self) -> bool {
+        let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Ok(permit) = self.gate(run).acquire().await {
+            permit.forget();
+        }
+        run != 1
+    }
+}
+
 fn order_data(n: usize, order: &Order, key: Option<String>) -> Value {
     json!({"n": n, "item": order.item, "quantity": order.quantity, "key": key})
 }
@@ -50,7 +102,7 @@ fn denied(headers: &http::HeaderMap) -> bool {
     headers.contains_key("x-deny")
 }
 
-pub(crate) fn axum_app(s: &Sentri) -> axum::Router {
+pub(crate) fn axum_app(s: &Sentri, gates: Arc<Gates>) -> axum::Router {
     use axum::body::Body;
     use axum::routing::{get, post};
     use axum::{Extension, Router};
@@ -105,9 +157,13 @@ pub(crate) fn axum_app(s: &Sentri) -> axum::Router {
             post(
                 move |key: Option<Extension<IdempotencyKey>>, Json(order): Json<Order>| {
                     let counter = counter.clone();
+                    let gates = gates.clone();
                     async move {
                         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
                         order_delay(&order).await;
+                        if order.item == "gated" && !gates.pass().await {
+                            return Err(SentriError::app("OUT_OF_STOCK", 409, "out of stock"));
+                        }
                         if order.item == "fail" {
                             return Err(SentriError::app("OUT_OF_STOCK", 409, "out of stock"));
                         }
@@ -186,10 +242,14 @@ mod poem_handlers {
     pub(crate) async fn orders(
         req: &Request,
         counter: Data<&Arc<AtomicUsize>>,
+        gates: Data<&Arc<Gates>>,
         Json(order): Json<Order>,
     ) -> Result<Response, SentriError> {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
         order_delay(&order).await;
+        if order.item == "gated" && !gates.pass().await {
+            return Err(SentriError::app("OUT_OF_STOCK", 409, "out of stock"));
+        }
         if order.item == "fail" {
             return Err(SentriError::app("OUT_OF_STOCK", 409, "out of stock"));
         }
@@ -229,7 +289,7 @@ mod poem_handlers {
     }
 }
 
-pub(crate) fn poem_app(s: &Sentri) -> poem::endpoint::BoxEndpoint<'static> {
+pub(crate) fn poem_app(s: &Sentri, gates: Arc<Gates>) -> poem::endpoint::BoxEndpoint<'static> {
     use poem::{EndpointExt, Route, get, post};
     use poem_handlers::*;
     use sentri_poem::{
@@ -268,6 +328,7 @@ pub(crate) fn poem_app(s: &Sentri) -> poem::endpoint::BoxEndpoint<'static> {
             "/orders",
             post(orders)
                 .data(counter)
+                .data(gates)
                 .with(idempotency(s))
                 .with(protect(s).auth_prefix("/auth")),
         )

@@ -13,6 +13,8 @@
 
 mod apps;
 
+pub use apps::Gates;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -171,6 +173,8 @@ pub struct Server {
     pub sentri: Sentri,
     /// The manual clock of the services.
     pub clock: Clock,
+    /// The gated runs of `POST /orders` (item `gated`).
+    pub gates: Arc<Gates>,
     client: reqwest::Client,
     log: Mutex<Vec<(String, Outcome)>>,
 }
@@ -209,9 +213,10 @@ pub async fn start(adapter: Adapter, config: ConfigBuilder) -> Arc<Server> {
         .await
         .expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
+    let gates = Arc::new(Gates::default());
     match adapter {
         Adapter::Axum => {
-            let app = apps::axum_app(&sentri);
+            let app = apps::axum_app(&sentri, gates.clone());
             tokio::spawn(async move {
                 let _ = axum::serve(
                     listener,
@@ -223,7 +228,7 @@ pub async fn start(adapter: Adapter, config: ConfigBuilder) -> Arc<Server> {
         Adapter::Poem => {
             // poem binds itself: hand the port over.
             drop(listener);
-            let app = apps::poem_app(&sentri);
+            let app = apps::poem_app(&sentri, gates.clone());
             let listener = poem::listener::TcpListener::bind(addr.to_string());
             tokio::spawn(async move {
                 let _ = poem::Server::new(listener).run(app).await;
@@ -239,6 +244,7 @@ pub async fn start(adapter: Adapter, config: ConfigBuilder) -> Arc<Server> {
         base: format!("http://{addr}"),
         sentri,
         clock,
+        gates,
         client,
         log: Mutex::new(Vec::new()),
     };

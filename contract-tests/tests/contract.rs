@@ -630,6 +630,83 @@ async fn idempotent_replay_in_progress_and_reuse() {
     .await;
 }
 
+/// F-26 lease: A outlives the lock TTL, B (an exact repeat) takes the key
+/// over, A then fails. Its release is stale and must leave B's hold: eight
+/// concurrent exact repeats get IDEMPOTENCY_IN_PROGRESS, none runs; after B
+/// finishes a repeat is B's replay. The handler runs exactly twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_takeover_never_runs_a_duplicate() {
+    const LOCK_TTL: Duration = Duration::from_secs(3);
+    contract(
+        || {
+            base().idempotency(sentri_core::config::IdempotencyConfig {
+                lock_ttl: LOCK_TTL,
+                ..Default::default()
+            })
+        },
+        |c: Arc<Server>| async move {
+            let at = token(&signed_in(&c, "lease@example.com").await, "accessToken");
+            let order = json!({"item": "gated", "quantity": 1});
+            let keyed = {
+                let at = at.clone();
+                move || {
+                    Req::json("POST", "/orders", &order)
+                        .bearer(&at)
+                        .header("x-idempotency-key", "order-lease")
+                }
+            };
+            let a = tokio::spawn({
+                let (c, req) = (c.clone(), keyed());
+                async move { c.fetch(req).await }
+            });
+            c.gates.wait_runs(1).await;
+            // A still runs when its lock lapses.
+            tokio::time::sleep(LOCK_TTL + Duration::from_millis(500)).await;
+            let b = tokio::spawn({
+                let (c, req) = (c.clone(), keyed());
+                async move { c.fetch(req).await }
+            });
+            c.gates.wait_runs(2).await;
+            // A fails late: its release must not free B's hold.
+            c.gates.open(1);
+            let a = a.await.expect("A");
+            c.record("stale holder fails", &a);
+            assert_eq!(a.status, 409, "{:?}", a.body);
+            let repeats: Vec<_> = (0..8)
+                .map(|_| {
+                    let (c, req) = (c.clone(), keyed());
+                    tokio::spawn(async move { c.fetch(req).await })
+                })
+                .collect();
+            for (i, r) in repeats.into_iter().enumerate() {
+                let r = r.await.expect("repeat");
+                assert_eq!(
+                    (r.status, r.body["code"].as_str()),
+                    (409, Some("IDEMPOTENCY_IN_PROGRESS")),
+                    "{:?} repeat {i} while the takeover runs: {:?}",
+                    c.adapter,
+                    r.body
+                );
+                c.record("exact repeat while the takeover runs", &r);
+            }
+            assert_eq!(c.gates.runs(), 2, "an exact repeat ran the handler again");
+            c.gates.open(2);
+            let b = b.await.expect("B");
+            c.record("takeover completes", &b);
+            assert_eq!(b.status, 201, "{:?}", b.body);
+            let replay = c.send("repeat after the takeover", keyed(), 201).await;
+            assert_eq!(replay.header("x-idempotent-replayed"), Some("true"));
+            assert_eq!(
+                replay.data(),
+                b.data(),
+                "the replay is the takeover's response"
+            );
+            assert_eq!(c.gates.runs(), 2, "the handler ran exactly twice");
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn throttling_with_retry_after() {
     contract(

@@ -12,7 +12,7 @@
 //! | `sentri_user_roles` | one row per (user, role) | `(user_id, role)` (pk), `role` |
 //! | `sentri_sessions` | login sessions, refresh hashes | `id` (pk), `(user_id, created_at)`, `expires_at` |
 //! | `sentri_keys` | persisted signing keys | `kid` (pk), `active_algorithm` (unique), `retired_at` |
-//! | `sentri_idempotency` | idempotency locks and stored responses | `key` (pk), `expires_at` |
+//! | `sentri_idempotency` | idempotency locks (with their lease) and stored responses | `key` (pk), `expires_at` |
 //! | `sentri_throttle` | failed attempts | `id` (pk), `(key, at)` |
 //!
 //! # Example
@@ -47,6 +47,7 @@ mod m20261124_000003_create_sessions;
 mod m20261124_000004_create_keys;
 mod m20261124_000005_create_idempotency;
 mod m20261124_000006_create_throttle;
+mod m20261203_000020_add_idempotency_lease;
 pub mod schema;
 
 /// The ordered list of sentri's migrations.
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_keys::Migration),
             Box::new(m20261124_000005_create_idempotency::Migration),
             Box::new(m20261124_000006_create_throttle::Migration),
+            Box::new(m20261203_000020_add_idempotency_lease::Migration),
         ]
     }
 

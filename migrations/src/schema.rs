@@ -120,6 +120,9 @@ pub enum Idempotency {
     LockedAt,
     /// When the stored response (or, at the latest, the lock) lapses.
     ExpiresAt,
+    /// The lease of the request holding the key (16 random bytes), `NULL`
+    /// on rows from before the lease existed.
+    Lease,
 }
 
 /// `sentri_throttle`.

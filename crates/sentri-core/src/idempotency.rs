@@ -8,14 +8,24 @@
 //! the same key with another request is `IDEMPOTENCY_KEY_REUSED`; while the
 //! first is still running, `IDEMPOTENCY_IN_PROGRESS`. Only 2xx responses
 //! are stored; anything else frees the key so a retry runs again.
+//!
+//! The hold is a lease ([`IdempotencyLease`]): the ticket finishes only its
+//! own hold. A request that ran longer than the lock's lifetime
+//! (`IdempotencyConfig::lock_ttl`, default 60 s) may have been taken over
+//! by a repeat; its late `complete` or `release` then changes nothing (and
+//! is logged at `warn`), so the takeover's hold stands and a further repeat
+//! still gets `IDEMPOTENCY_IN_PROGRESS` or the takeover's replay. Keep
+//! request handling shorter than `lock_ttl` (the server's request timeout
+//! is) so that a live request never loses its hold.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{IdempotencyBegin, StoredResponse, UserId};
+use crate::model::{IdempotencyBegin, IdempotencyLease, StoredResponse, UserId};
 use crate::service::Sentri;
 use crate::store::IdempotencyStore;
 
@@ -101,9 +111,18 @@ pub enum IdempotencyStart {
 pub struct IdempotencyTicket {
     store: Arc<dyn IdempotencyStore>,
     key: String,
-    fingerprint: [u8; 32],
-    ttl: std::time::Duration,
+    lease: IdempotencyLease,
+    ttl: Duration,
     done: bool,
+}
+
+/// Log a `complete` or `release` by a stale holder (it changed nothing).
+fn log_stale(what: &str) {
+    tracing::warn!(
+        "idempotency lock lapsed before the request finished ({what} skipped): \
+         another request may have taken the key over; raise idempotency lock_ttl \
+         above the longest request time"
+    );
 }
 
 impl std::fmt::Debug for IdempotencyTicket {
@@ -114,29 +133,45 @@ impl std::fmt::Debug for IdempotencyTicket {
 
 impl IdempotencyTicket {
     /// Store a 2xx response for replay; free the key for anything else.
+    /// Returns `false` when the ticket's hold had lapsed (its lease is
+    /// stale): nothing was stored or freed, and a warning is logged.
     ///
     /// # Errors
     /// `SERVICE_UNAVAILABLE` when the store is down (the response itself
     /// may still be sent; the key then expires with its lock).
-    pub async fn complete(mut self, response: StoredResponse) -> Result<()> {
+    pub async fn complete(mut self, response: StoredResponse) -> Result<bool> {
         self.done = true;
         if (200..300).contains(&response.status) {
-            self.store
-                .complete(&self.key, &self.fingerprint, response, self.ttl)
+            let stored = self
+                .store
+                .complete(&self.key, &self.lease, response, self.ttl)
                 .await?;
+            if !stored {
+                log_stale("storing the response");
+            }
+            Ok(stored)
         } else {
-            self.store.release(&self.key).await?;
+            self.release_held().await
         }
-        Ok(())
     }
 
-    /// Free the key without storing anything.
+    /// Free the key without storing anything. Returns `false` when the
+    /// ticket's hold had lapsed: nothing was freed, and a warning is
+    /// logged.
     ///
     /// # Errors
     /// `SERVICE_UNAVAILABLE` when the store is down.
-    pub async fn release(mut self) -> Result<()> {
+    pub async fn release(mut self) -> Result<bool> {
         self.done = true;
-        Ok(self.store.release(&self.key).await?)
+        self.release_held().await
+    }
+
+    async fn release_held(&self) -> Result<bool> {
+        let freed = self.store.release(&self.key, &self.lease).await?;
+        if !freed {
+            log_stale("freeing the key");
+        }
+        Ok(freed)
     }
 }
 
@@ -149,9 +184,12 @@ impl Drop for IdempotencyTicket {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let store = self.store.clone();
             let key = std::mem::take(&mut self.key);
+            let lease = self.lease;
             handle.spawn(async move {
-                if let Err(err) = store.release(&key).await {
-                    tracing::warn!(error = %err, "could not free an idempotency key");
+                match store.release(&key, &lease).await {
+                    Ok(true) => {}
+                    Ok(false) => log_stale("freeing the key"),
+                    Err(err) => tracing::warn!(error = %err, "could not free an idempotency key"),
                 }
             });
         }
@@ -183,6 +221,43 @@ impl Sentri {
             .any(|m| m.eq_ignore_ascii_case(method))
     }
 
+    /// Delete expired idempotency records (stored responses past their
+    /// `ttl`, locks past their `lock_ttl`); returns how many. Stores that
+    /// expire records by themselves (Redis, memory) return `0`.
+    ///
+    /// # Errors
+    /// `SERVICE_UNAVAILABLE`.
+    pub async fn purge_expired_idempotency(&self) -> Result<u64> {
+        Ok(self
+            .stores()
+            .idempotency
+            .purge_expired_idempotency()
+            .await?)
+    }
+
+    /// Purge expired idempotency records every `every` in a background
+    /// task, until the returned handle is aborted or the runtime stops.
+    /// Failures are logged.
+    pub fn spawn_idempotency_purger(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let sentri = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match sentri.purge_expired_idempotency().await {
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(purged = n, "expired idempotency records purged");
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "purging expired idempotency records failed");
+                    }
+                }
+            }
+        })
+    }
+
     /// Take the request's key: proceed, or replay a stored response.
     ///
     /// # Errors
@@ -199,10 +274,10 @@ impl Sentri {
         let fingerprint: [u8; 32] = h.finalize().into();
         let store = self.stores().idempotency.clone();
         match store.begin(&key, &fingerprint, cfg.lock_ttl).await? {
-            IdempotencyBegin::Acquired => Ok(IdempotencyStart::Proceed(IdempotencyTicket {
+            IdempotencyBegin::Acquired(lease) => Ok(IdempotencyStart::Proceed(IdempotencyTicket {
                 store,
                 key,
-                fingerprint,
+                lease,
                 ttl: cfg.ttl,
                 done: false,
             })),

@@ -299,13 +299,58 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// The proof of holding an idempotency key (F-26): a random id that
+/// [`IdempotencyStore::begin`](crate::store::IdempotencyStore::begin)
+/// stores with the hold and returns in [`IdempotencyBegin::Acquired`].
+///
+/// The hold is a lease: `complete` and `release` act only when the hold
+/// under the key still carries this id, so a request that outlived its
+/// lock cannot free or overwrite the hold of the request that took over.
+///
+/// ```
+/// use sentri_core::model::IdempotencyLease;
+///
+/// let a = IdempotencyLease::generate();
+/// assert_ne!(a, IdempotencyLease::generate());
+/// assert_eq!(IdempotencyLease::from_bytes(*a.as_bytes()), a);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdempotencyLease([u8; 16]);
+
+impl IdempotencyLease {
+    /// A fresh random lease (128 bits from the thread's CSPRNG).
+    pub fn generate() -> Self {
+        Self(rand::random())
+    }
+
+    /// The lease with these bytes, as a store read it back.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes to store with the hold.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdempotencyLease(")?;
+        for b in &self.0[..4] {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("…)")
+    }
+}
+
 /// The outcome of taking an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdempotencyBegin {
-    /// The key was free; the caller now holds it and must `complete` or
-    /// `release` it.
-    Acquired,
+    /// The key was free; the caller now holds it under this lease and must
+    /// `complete` or `release` it with the lease.
+    Acquired(IdempotencyLease),
     /// Another request holds the key and has not finished.
     InProgress,
     /// A request with this key and the same fingerprint completed: replay.

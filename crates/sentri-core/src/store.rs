@@ -23,8 +23,9 @@ use chrono::{DateTime, Utc};
 
 use crate::error::BoxError;
 use crate::model::{
-    ActiveSession, IdempotencyBegin, KeyRecord, NewSession, NewUser, PasswordHash, Rotation,
-    Session, SessionId, StoredResponse, TokenHash, User, UserId, UserRecord,
+    ActiveSession, IdempotencyBegin, IdempotencyLease, KeyRecord, NewSession, NewUser,
+    PasswordHash, Rotation, Session, SessionId, StoredResponse, TokenHash, User, UserId,
+    UserRecord,
 };
 
 /// What kind of failure a store had.
@@ -287,10 +288,26 @@ pub trait KeyStore: Send + Sync + 'static {
 
 /// Responses kept for idempotent replay (F-26). Keys arrive already scoped
 /// to the caller.
+///
+/// A key is in one of three states: free, *held* by one running request
+/// (for at most `lock_ttl`), or *completed* (its response kept for `ttl`).
+/// A hold is a lease: `begin` stores a fresh [`IdempotencyLease`] with it
+/// and returns it, and `complete` and `release` are compare-and-set on that
+/// lease. A request whose lock lapsed (it ran longer than `lock_ttl`, and
+/// another request with the key may have taken over) is a *stale holder*:
+/// its `complete` and `release` change nothing and return `Ok(false)`.
+///
+/// The store reads its own clock for these lifetimes (the trait passes no
+/// `now`); instances sharing a store should keep their clocks in sync.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Take `key` for a request with `fingerprint`, atomically. A held key
-    /// whose lock is older than `lock_ttl` counts as free (its holder died).
+    /// whose lock is older than `lock_ttl` counts as free (its holder died
+    /// or outlived its lock): it is taken over under a new lease.
+    ///
+    /// Of concurrent `begin` on one free key exactly one is
+    /// [`IdempotencyBegin::Acquired`], with a lease generated for it
+    /// ([`IdempotencyLease::generate`]) and stored with the hold.
     async fn begin(
         &self,
         key: &str,
@@ -298,17 +315,32 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         lock_ttl: Duration,
     ) -> StoreResult<IdempotencyBegin>;
 
-    /// Store the response of the request holding `key`, kept for `ttl`.
+    /// Store the response of the request holding `key` under `lease`, kept
+    /// for `ttl` (replayed to a `begin` with the hold's fingerprint).
+    ///
+    /// Compare-and-set: only when `key` is still held under `lease`.
+    /// Otherwise (taken over, completed, released) nothing changes and the
+    /// answer is `Ok(false)`. A hold whose lock lapsed without a takeover
+    /// may still be completed, or may already be gone (stores that expire
+    /// records by themselves drop it with its lock): then `Ok(false)`.
     async fn complete(
         &self,
         key: &str,
-        fingerprint: &[u8; 32],
+        lease: &IdempotencyLease,
         response: StoredResponse,
         ttl: Duration,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 
-    /// Free `key` without storing anything (the request failed).
-    async fn release(&self, key: &str) -> StoreResult<()>;
+    /// Free `key` without storing anything (the request failed), when it is
+    /// still held under `lease`; `Ok(false)` and no change otherwise (a
+    /// takeover's hold and a stored response are not the caller's to drop).
+    async fn release(&self, key: &str, lease: &IdempotencyLease) -> StoreResult<bool>;
+
+    /// Delete the records whose stored response or lock has expired;
+    /// returns how many were deleted. Stores that expire records by
+    /// themselves (Redis, the bounded memory cache) may return `0`. An
+    /// expired record already behaves as free; purging only reclaims space.
+    async fn purge_expired_idempotency(&self) -> StoreResult<u64>;
 }
 
 /// Counters of failed attempts in a sliding window (F-27).

@@ -501,3 +501,63 @@ async fn the_access_cookie_can_be_http_only() {
         .await;
     assert_eq!(res.status(), 200);
 }
+
+/// One client address for everything (issue 14, 10a): behind a trusted
+/// proxy the anonymous idempotency scope and the address throttling and
+/// sessions use (`client_info`) are the same, read from the right of every
+/// `X-Forwarded-For` line; what the client wrote on the left changes
+/// neither. Before, the scope read only the first header line, which the
+/// client controls.
+#[tokio::test]
+async fn idempotency_scope_and_throttle_address_agree_behind_a_proxy() {
+    use sentri_core::http::{Head, caller_scope};
+    use sentri_core::idempotency::CallerScope;
+    use std::net::{IpAddr, SocketAddr};
+
+    let (api, _) = api_with(base().trusted_proxies(["10.0.0.0/8".parse().unwrap()])).await;
+    let peer: SocketAddr = "10.1.2.3:443".parse().unwrap();
+    let client: IpAddr = "198.51.100.7".parse().unwrap();
+    let method = Method::POST;
+    let uri: http::Uri = "/orders".parse().unwrap();
+    let cases: [&[&str]; 5] = [
+        &["198.51.100.7"],
+        &["6.6.6.6, 198.51.100.7"],
+        &["7.7.7.7,198.51.100.7, 10.9.9.9"],
+        // The client sent its own header line; the proxy appended another.
+        &["6.6.6.6", "198.51.100.7"],
+        &["6.6.6.6, 5.5.5.5", "198.51.100.7, 10.0.0.1"],
+    ];
+    for lines in cases {
+        let mut headers = http::HeaderMap::new();
+        for line in lines {
+            headers.append("x-forwarded-for", line.parse().unwrap());
+        }
+        let head = Head {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+            peer: Some(peer),
+        };
+        let scope = caller_scope(api.sentri(), None, head);
+        assert_eq!(scope, CallerScope::Anonymous(Some(client)), "{lines:?}");
+        assert_eq!(api.client_info(head).ip, Some(client), "{lines:?}");
+    }
+    // From an untrusted peer the header is ignored by both.
+    let headers = {
+        let mut h = http::HeaderMap::new();
+        h.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        h
+    };
+    let stranger: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+    let head = Head {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        peer: Some(stranger),
+    };
+    assert_eq!(
+        caller_scope(api.sentri(), None, head),
+        CallerScope::Anonymous(Some(stranger.ip()))
+    );
+    assert_eq!(api.client_info(head).ip, Some(stranger.ip()));
+}

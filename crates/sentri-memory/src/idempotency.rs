@@ -3,7 +3,10 @@
 //! `ttl` once its response is stored).
 //!
 //! Every operation on a key runs inside moka's per-key compute lock
-//! (`and_compute_with`), which makes `begin` atomic.
+//! (`and_compute_with`), which makes `begin` atomic and `complete` and
+//! `release` compare-and-set on the hold's lease. Expired slots are dropped
+//! by moka itself; `purge_expired_idempotency` only runs its pending
+//! maintenance.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +16,7 @@ use moka::Expiry;
 use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
-use sentri_core::model::{IdempotencyBegin, StoredResponse};
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
 use sentri_core::store::{IdempotencyStore, StoreResult};
 
 use crate::MemoryStore;
@@ -28,6 +31,7 @@ enum Slot {
     /// A request holds the key.
     Held {
         fingerprint: [u8; 32],
+        lease: IdempotencyLease,
         since: Instant,
         lock_ttl: Duration,
     },
@@ -102,7 +106,8 @@ impl IdempotencyStore for MemoryStore {
         fingerprint: &[u8; 32],
         lock_ttl: Duration,
     ) -> StoreResult<IdempotencyBegin> {
-        let mut outcome = IdempotencyBegin::Acquired;
+        let lease = IdempotencyLease::generate();
+        let mut outcome = IdempotencyBegin::Acquired(lease);
         self.inner
             .idempotency
             .cache
@@ -116,6 +121,7 @@ impl IdempotencyStore for MemoryStore {
                         fingerprint: held,
                         since,
                         lock_ttl: held_ttl,
+                        ..
                     }) if now.saturating_duration_since(since) < held_ttl.min(lock_ttl) => {
                         outcome = if held == *fingerprint {
                             IdempotencyBegin::InProgress
@@ -140,6 +146,7 @@ impl IdempotencyStore for MemoryStore {
                     // Free, released, or its lock or response has expired.
                     _ => Op::Put(Slot::Held {
                         fingerprint: *fingerprint,
+                        lease,
                         since: now,
                         lock_ttl: lock_ttl.min(MAX_TTL),
                     }),
@@ -151,61 +158,67 @@ impl IdempotencyStore for MemoryStore {
     async fn complete(
         &self,
         key: &str,
-        fingerprint: &[u8; 32],
+        lease: &IdempotencyLease,
         response: StoredResponse,
         ttl: Duration,
-    ) -> StoreResult<()> {
-        self.inner
-            .idempotency
-            .cache
-            .entry(key.to_owned())
-            .and_compute_with(|existing| {
-                let now = Instant::now();
-                match existing.map(|e| e.into_value()) {
-                    // Another request took the key over after our lock
-                    // expired: leave it alone.
-                    Some(Slot::Held {
-                        fingerprint: held,
-                        since,
-                        lock_ttl,
-                    }) if held != *fingerprint
-                        && now.saturating_duration_since(since) < lock_ttl =>
-                    {
-                        Op::Nop
-                    }
-                    // Already completed (by a takeover): keep the first answer.
-                    Some(Slot::Done { until, .. }) if now < until => Op::Nop,
-                    _ => {
-                        let ttl = ttl.min(MAX_TTL);
-                        Op::Put(Slot::Done {
-                            fingerprint: *fingerprint,
-                            response: Arc::new(response),
-                            ttl,
-                            until: now + ttl,
-                        })
-                    }
-                }
-            });
-        Ok(())
-    }
-
-    async fn release(&self, key: &str) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        let mut stored = false;
         self.inner
             .idempotency
             .cache
             .entry(key.to_owned())
             .and_compute_with(|existing| match existing.map(|e| e.into_value()) {
-                Some(Slot::Held { .. }) => Op::Remove,
-                // A stored response is not the failed request's to drop.
+                // Still our hold (even past its lock, if nobody took over).
+                Some(Slot::Held {
+                    fingerprint,
+                    lease: held,
+                    ..
+                }) if held == *lease => {
+                    stored = true;
+                    let ttl = ttl.min(MAX_TTL);
+                    Op::Put(Slot::Done {
+                        fingerprint,
+                        response: Arc::new(response),
+                        ttl,
+                        until: Instant::now() + ttl,
+                    })
+                }
+                // Taken over, completed, released or expired: not ours.
                 _ => Op::Nop,
             });
-        Ok(())
+        Ok(stored)
+    }
+
+    async fn release(&self, key: &str, lease: &IdempotencyLease) -> StoreResult<bool> {
+        let mut freed = false;
+        self.inner
+            .idempotency
+            .cache
+            .entry(key.to_owned())
+            .and_compute_with(|existing| match existing.map(|e| e.into_value()) {
+                Some(Slot::Held { lease: held, .. }) if held == *lease => {
+                    freed = true;
+                    Op::Remove
+                }
+                // A takeover's hold or a stored response is not the failed
+                // request's to drop.
+                _ => Op::Nop,
+            });
+        Ok(freed)
+    }
+
+    async fn purge_expired_idempotency(&self) -> StoreResult<u64> {
+        // moka drops expired slots itself; let it catch up now.
+        self.inner.idempotency.cache.run_pending_tasks();
+        Ok(0)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use sentri_core::model::{IdempotencyBegin, StoredResponse};
+    use std::time::Duration;
+
+    use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
     use sentri_core::store::IdempotencyStore;
 
     use crate::MemoryStore;
@@ -218,21 +231,35 @@ mod tests {
         }
     }
 
+    async fn acquire(
+        store: &MemoryStore,
+        key: &str,
+        fp: &[u8; 32],
+        ttl: Duration,
+    ) -> IdempotencyLease {
+        match store.begin(key, fp, ttl).await.unwrap() {
+            IdempotencyBegin::Acquired(lease) => lease,
+            other => panic!("{key}: expected Acquired, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn capacity_bounds_entries() {
         let store = MemoryStore::builder()
             .idempotency_capacity(100)
             .build()
             .unwrap();
-        let ttl = std::time::Duration::from_secs(300);
+        let ttl = Duration::from_secs(300);
         for i in 0..1_000u32 {
             let key = format!("k{i}");
             let fp = [i as u8; 32];
-            assert_eq!(
-                store.begin(&key, &fp, ttl).await.unwrap(),
-                IdempotencyBegin::Acquired
+            let lease = acquire(&store, &key, &fp, ttl).await;
+            assert!(
+                store
+                    .complete(&key, &lease, response(i), ttl)
+                    .await
+                    .unwrap()
             );
-            store.complete(&key, &fp, response(i), ttl).await.unwrap();
         }
         let n = store.inner.idempotency.entry_count();
         assert!(
@@ -245,16 +272,13 @@ mod tests {
             store.begin("k999", &fp, ttl).await.unwrap(),
             IdempotencyBegin::Completed(response(999))
         );
-        assert_eq!(
-            store.begin("k0", &[0; 32], ttl).await.unwrap(),
-            IdempotencyBegin::Acquired
-        );
+        acquire(&store, "k0", &[0; 32], ttl).await;
     }
 
     #[tokio::test]
     async fn default_capacity_is_ten_thousand() {
         let store = MemoryStore::new();
-        let ttl = std::time::Duration::from_secs(300);
+        let ttl = Duration::from_secs(300);
         for i in 0..10_500u32 {
             store.begin(&format!("k{i}"), &[0; 32], ttl).await.unwrap();
         }
@@ -266,16 +290,10 @@ mod tests {
     #[tokio::test]
     async fn release_keeps_a_stored_response() {
         let store = MemoryStore::new();
-        let ttl = std::time::Duration::from_secs(300);
-        assert_eq!(
-            store.begin("k", &[1; 32], ttl).await.unwrap(),
-            IdempotencyBegin::Acquired
-        );
-        store
-            .complete("k", &[1; 32], response(7), ttl)
-            .await
-            .unwrap();
-        store.release("k").await.unwrap();
+        let ttl = Duration::from_secs(300);
+        let lease = acquire(&store, "k", &[1; 32], ttl).await;
+        assert!(store.complete("k", &lease, response(7), ttl).await.unwrap());
+        assert!(!store.release("k", &lease).await.unwrap());
         assert_eq!(
             store.begin("k", &[1; 32], ttl).await.unwrap(),
             IdempotencyBegin::Completed(response(7))
@@ -283,29 +301,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn complete_does_not_clobber_a_takeover() {
+    async fn stale_holder_does_not_clobber_a_takeover() {
         let store = MemoryStore::new();
-        let short = std::time::Duration::from_millis(50);
-        let ttl = std::time::Duration::from_secs(300);
+        let short = Duration::from_millis(50);
+        let ttl = Duration::from_secs(300);
+        let stale = acquire(&store, "k", &[1; 32], short).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        // The first holder is presumed dead; an exact repeat takes over.
+        let takeover = acquire(&store, "k", &[1; 32], ttl).await;
+        // The first holder finishes late, or fails: neither touches the
+        // new holder's lock.
+        assert!(!store.complete("k", &stale, response(1), ttl).await.unwrap());
+        assert!(!store.release("k", &stale).await.unwrap());
         assert_eq!(
-            store.begin("k", &[1; 32], short).await.unwrap(),
-            IdempotencyBegin::Acquired
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
-        // The first holder is presumed dead; another request takes over.
-        assert_eq!(
-            store.begin("k", &[2; 32], ttl).await.unwrap(),
-            IdempotencyBegin::Acquired
-        );
-        // The first holder finishes late: its response must not replace
-        // the new holder's lock.
-        store
-            .complete("k", &[1; 32], response(1), ttl)
-            .await
-            .unwrap();
-        assert_eq!(
-            store.begin("k", &[2; 32], ttl).await.unwrap(),
+            store.begin("k", &[1; 32], ttl).await.unwrap(),
             IdempotencyBegin::InProgress
+        );
+        assert!(
+            store
+                .complete("k", &takeover, response(2), ttl)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.begin("k", &[1; 32], ttl).await.unwrap(),
+            IdempotencyBegin::Completed(response(2))
         );
     }
 }

@@ -9,17 +9,20 @@
 //! | `s` | `h` while a request holds the key, `d` once its response is stored |
 //! | `f` | the request's 32-byte fingerprint |
 //! | `l` | (held) the holder's `lock_ttl` in milliseconds |
+//! | `o` | (held) the holder's lease (16 random bytes) |
 //! | `r` | (done) the encoded response |
 //!
 //! and expires after the holder's `lock_ttl` while held, after `ttl` once
-//! done. The age of a lock is `l - PTTL`, measured on the Redis clock, so
+//! done (so `purge_expired_idempotency` has nothing to do). `complete` and
+//! `release` act only on a hold whose `o` is the caller's lease: a request
+//! that lost its hold to a takeover changes nothing. The age of a lock is `l - PTTL`, measured on the Redis clock, so
 //! instances whose clocks disagree still agree on when a lock is stale.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::types::Value;
-use sentri_core::model::{IdempotencyBegin, StoredResponse};
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
 use sentri_core::store::{IdempotencyStore, StoreResult};
 
 use crate::RedisStore;
@@ -27,7 +30,7 @@ use crate::conn::Script;
 use crate::error::RedisError;
 
 /// `begin`: KEYS[1] = the key; ARGV[1] = fingerprint, ARGV[2] = lock_ttl
-/// (ms). Returns `{0}` acquired, `{1}` in progress, `{2, response}`
+/// (ms), ARGV[3] = the lease a new hold gets. Returns `{0}` acquired, `{1}` in progress, `{2, response}`
 /// completed, `{3}` mismatch.
 const BEGIN: &str = r#"
 local k = KEYS[1]
@@ -44,30 +47,32 @@ elseif v[1] == 'd' then
   return {3}
 end
 redis.call('DEL', k)
-redis.call('HSET', k, 's', 'h', 'f', ARGV[1], 'l', ARGV[2])
+redis.call('HSET', k, 's', 'h', 'f', ARGV[1], 'l', ARGV[2], 'o', ARGV[3])
 redis.call('PEXPIRE', k, ARGV[2])
 return {0}
 "#;
 
-/// `complete`: KEYS[1] = the key; ARGV[1] = fingerprint, ARGV[2] = ttl (ms),
-/// ARGV[3] = the encoded response. Leaves a lock another request took over
-/// (a live hold with another fingerprint) and an already stored response
-/// alone. Returns 1 when it stored the response.
+/// `complete`: KEYS[1] = the key; ARGV[1] = the lease, ARGV[2] = ttl (ms),
+/// ARGV[3] = the encoded response. Stores the response under the hold's
+/// fingerprint only while the key is held under this lease (a takeover, a
+/// stored response, a freed or lapsed key are left alone). Returns 1 when
+/// it stored the response.
 const COMPLETE: &str = r#"
 local k = KEYS[1]
-local v = redis.call('HMGET', k, 's', 'f')
-if v[1] == 'd' then return 0 end
-if v[1] == 'h' and v[2] ~= ARGV[1] then return 0 end
+local v = redis.call('HMGET', k, 's', 'o', 'f')
+if v[1] ~= 'h' or v[2] ~= ARGV[1] then return 0 end
 redis.call('DEL', k)
-redis.call('HSET', k, 's', 'd', 'f', ARGV[1], 'r', ARGV[3])
+redis.call('HSET', k, 's', 'd', 'f', v[3], 'r', ARGV[3])
 redis.call('PEXPIRE', k, ARGV[2])
 return 1
 "#;
 
-/// `release`: KEYS[1] = the key. Frees a held key; a stored response is not
-/// the failed request's to drop.
+/// `release`: KEYS[1] = the key; ARGV[1] = the lease. Frees the key only
+/// while it is held under this lease; a takeover's hold or a stored
+/// response is not the failed request's to drop. Returns 1 when it freed.
 const RELEASE: &str = r#"
-if redis.call('HGET', KEYS[1], 's') == 'h' then
+local v = redis.call('HMGET', KEYS[1], 's', 'o')
+if v[1] == 'h' and v[2] == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -166,12 +171,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<StoredResponse, RedisError> {
 }
 
 /// Read the reply of [`BEGIN`].
-fn begin_outcome(reply: Value) -> Result<IdempotencyBegin, RedisError> {
+fn begin_outcome(reply: Value, lease: IdempotencyLease) -> Result<IdempotencyBegin, RedisError> {
     const BAD: RedisError = RedisError::Corrupt("begin reply");
     let mut parts = reply.into_array().into_iter();
     let code = parts.next().and_then(|v| v.as_i64()).ok_or(BAD)?;
     Ok(match code {
-        0 => IdempotencyBegin::Acquired,
+        0 => IdempotencyBegin::Acquired(lease),
         1 => IdempotencyBegin::InProgress,
         2 => {
             let stored = parts.next().ok_or(BAD)?;
@@ -197,6 +202,7 @@ impl IdempotencyStore for RedisStore {
         fingerprint: &[u8; 32],
         lock_ttl: Duration,
     ) -> StoreResult<IdempotencyBegin> {
+        let lease = IdempotencyLease::generate();
         let reply: Value = self
             .inner
             .conn
@@ -206,47 +212,53 @@ impl IdempotencyStore for RedisStore {
                 vec![
                     Value::from(&fingerprint[..]),
                     Value::Integer(ttl_ms(lock_ttl)),
+                    Value::from(&lease.as_bytes()[..]),
                 ],
             )
             .await?;
-        Ok(begin_outcome(reply)?)
+        Ok(begin_outcome(reply, lease)?)
     }
 
     async fn complete(
         &self,
         key: &str,
-        fingerprint: &[u8; 32],
+        lease: &IdempotencyLease,
         response: StoredResponse,
         ttl: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let encoded = encode(&response)?;
-        let _stored: i64 = self
+        let stored: i64 = self
             .inner
             .conn
             .eval(
                 &self.inner.idempotency.complete,
                 self.idempotency_key(key),
                 vec![
-                    Value::from(&fingerprint[..]),
+                    Value::from(&lease.as_bytes()[..]),
                     Value::Integer(ttl_ms(ttl)),
                     Value::from(encoded.into_boxed_slice()),
                 ],
             )
             .await?;
-        Ok(())
+        Ok(stored == 1)
     }
 
-    async fn release(&self, key: &str) -> StoreResult<()> {
-        let _freed: i64 = self
+    async fn release(&self, key: &str, lease: &IdempotencyLease) -> StoreResult<bool> {
+        let freed: i64 = self
             .inner
             .conn
             .eval(
                 &self.inner.idempotency.release,
                 self.idempotency_key(key),
-                Vec::new(),
+                vec![Value::from(&lease.as_bytes()[..])],
             )
             .await?;
-        Ok(())
+        Ok(freed == 1)
+    }
+
+    async fn purge_expired_idempotency(&self) -> StoreResult<u64> {
+        // Every hash carries its own expiry; Redis deletes it.
+        Ok(0)
     }
 }
 

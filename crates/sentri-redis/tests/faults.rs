@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::RedisServer;
-use sentri_core::model::{IdempotencyBegin, SessionId, StoredResponse};
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, SessionId, StoredResponse};
 use sentri_core::store::{
     IdempotencyStore, Revocation, RevocationBus, StoreErrorKind, StoreResult, ThrottleStore,
 };
@@ -86,10 +86,15 @@ async fn all_unavailable(store: &RedisStore, within: Duration) {
     unavailable(
         "complete",
         within,
-        store.complete("k", &fp, response(), TTL),
+        store.complete("k", &IdempotencyLease::generate(), response(), TTL),
     )
     .await;
-    unavailable("release", within, store.release("k")).await;
+    unavailable(
+        "release",
+        within,
+        store.release("k", &IdempotencyLease::generate()),
+    )
+    .await;
     unavailable(
         "record_failure",
         within,
@@ -111,7 +116,7 @@ async fn recovery_time(store: &RedisStore, server: &RedisServer) -> Duration {
     loop {
         let key = format!("probe-{}", uuid::Uuid::new_v4().simple());
         match store.begin(&key, &[0; 32], LOCK_TTL).await {
-            Ok(IdempotencyBegin::Acquired) => return started.elapsed(),
+            Ok(IdempotencyBegin::Acquired(_)) => return started.elapsed(),
             Ok(other) => panic!("a fresh key after the restart: {other:?}"),
             Err(err) => assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err:?}"),
         }
@@ -130,10 +135,10 @@ async fn a_dead_redis_is_unavailable_at_once_and_the_store_recovers() {
     let store = connect(&server, Duration::from_secs(2)).await;
 
     let fp = [1u8; 32];
-    assert_eq!(
+    assert!(matches!(
         store.begin("held", &fp, LOCK_TTL).await.unwrap(),
-        IdempotencyBegin::Acquired
-    );
+        IdempotencyBegin::Acquired(_)
+    ));
     store
         .record_failure("login:a", Utc::now(), WINDOW, 10)
         .await
@@ -150,11 +155,16 @@ async fn a_dead_redis_is_unavailable_at_once_and_the_store_recovers() {
 
     // Everything works again. (The restarted Redis kept nothing: it runs
     // without persistence, so the old lock and failure are gone.)
-    assert_eq!(
-        store.begin("held", &fp, LOCK_TTL).await.unwrap(),
-        IdempotencyBegin::Acquired
+    let IdempotencyBegin::Acquired(lease) = store.begin("held", &fp, LOCK_TTL).await.unwrap()
+    else {
+        panic!("a fresh key after the restart must be acquired");
+    };
+    assert!(
+        store
+            .complete("held", &lease, response(), TTL)
+            .await
+            .unwrap()
     );
-    store.complete("held", &fp, response(), TTL).await.unwrap();
     assert_eq!(
         store.begin("held", &fp, LOCK_TTL).await.unwrap(),
         IdempotencyBegin::Completed(response())
@@ -173,7 +183,12 @@ async fn a_dead_redis_is_unavailable_at_once_and_the_store_recovers() {
         1
     );
     store.clear_failures("login:a").await.unwrap();
-    store.release("other").await.unwrap();
+    assert!(
+        !store
+            .release("other", &IdempotencyLease::generate())
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{PrefixGuard, shared_store, shared_url, unique_prefix};
-use sentri_core::model::{IdempotencyBegin, StoredResponse};
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
 use sentri_core::store::{IdempotencyStore, StoreErrorKind, ThrottleStore};
 use sentri_redis::RedisStore;
 use sentri_redis::fred::prelude::*;
@@ -25,6 +25,15 @@ fn response(n: u8) -> StoredResponse {
         status: 200,
         headers: vec![],
         body: vec![n],
+    }
+}
+
+/// The lease of an `Acquired` begin.
+#[track_caller]
+fn acquired(begin: IdempotencyBegin) -> IdempotencyLease {
+    match begin {
+        IdempotencyBegin::Acquired(lease) => lease,
+        other => panic!("expected Acquired, got {other:?}"),
     }
 }
 
@@ -74,7 +83,7 @@ async fn of_many_begins_across_instances_exactly_one_acquires() {
         let mut acquired = 0;
         for task in tasks {
             match task.await.unwrap() {
-                IdempotencyBegin::Acquired => acquired += 1,
+                IdempotencyBegin::Acquired(_) => acquired += 1,
                 IdempotencyBegin::InProgress => {}
                 other => panic!("a loser must see InProgress, got {other:?}"),
             }
@@ -88,15 +97,12 @@ async fn a_response_completed_on_one_instance_replays_on_the_other() {
     let prefix = unique_prefix();
     let _guard = PrefixGuard(prefix.clone());
     let (a, b) = two(&prefix).await;
-    assert_eq!(
-        a.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
-        IdempotencyBegin::Acquired
-    );
+    let lease = acquired(a.begin("k", &[1; 32], LOCK_TTL).await.unwrap());
     assert_eq!(
         b.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
         IdempotencyBegin::InProgress
     );
-    a.complete("k", &[1; 32], response(1), TTL).await.unwrap();
+    assert!(a.complete("k", &lease, response(1), TTL).await.unwrap());
     assert_eq!(
         b.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
         IdempotencyBegin::Completed(response(1))
@@ -151,33 +157,30 @@ async fn a_late_complete_does_not_clobber_a_takeover() {
     let prefix = unique_prefix();
     let _guard = PrefixGuard(prefix.clone());
     let (a, b) = two(&prefix).await;
-    assert_eq!(
+    let stale = acquired(
         a.begin("k", &[1; 32], Duration::from_millis(100))
             .await
             .unwrap(),
-        IdempotencyBegin::Acquired
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
-    // A is presumed dead; B takes the key over with another body.
+    // A is presumed dead; B takes the key over with the same body.
+    let takeover = acquired(b.begin("k", &[1; 32], LOCK_TTL).await.unwrap());
+    // A finishes late or fails: neither may touch B's lock.
+    assert!(!a.complete("k", &stale, response(1), TTL).await.unwrap());
+    assert!(!a.release("k", &stale).await.unwrap());
     assert_eq!(
-        b.begin("k", &[2; 32], LOCK_TTL).await.unwrap(),
-        IdempotencyBegin::Acquired
-    );
-    // A finishes late: its response must not replace B's lock.
-    a.complete("k", &[1; 32], response(1), TTL).await.unwrap();
-    assert_eq!(
-        b.begin("k", &[2; 32], LOCK_TTL).await.unwrap(),
+        b.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
         IdempotencyBegin::InProgress
     );
-    b.complete("k", &[2; 32], response(2), TTL).await.unwrap();
+    assert!(b.complete("k", &takeover, response(2), TTL).await.unwrap());
     assert_eq!(
-        a.begin("k", &[2; 32], LOCK_TTL).await.unwrap(),
+        a.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
         IdempotencyBegin::Completed(response(2))
     );
     // A response stored first is kept: a second complete changes nothing.
-    b.complete("k", &[2; 32], response(3), TTL).await.unwrap();
+    assert!(!b.complete("k", &takeover, response(3), TTL).await.unwrap());
     assert_eq!(
-        a.begin("k", &[2; 32], LOCK_TTL).await.unwrap(),
+        a.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
         IdempotencyBegin::Completed(response(2))
     );
 }
@@ -187,12 +190,9 @@ async fn release_keeps_a_stored_response() {
     let prefix = unique_prefix();
     let _guard = PrefixGuard(prefix.clone());
     let store = shared_store(&prefix).await;
-    store.begin("k", &[1; 32], LOCK_TTL).await.unwrap();
-    store
-        .complete("k", &[1; 32], response(7), TTL)
-        .await
-        .unwrap();
-    store.release("k").await.unwrap();
+    let lease = acquired(store.begin("k", &[1; 32], LOCK_TTL).await.unwrap());
+    assert!(store.complete("k", &lease, response(7), TTL).await.unwrap());
+    assert!(!store.release("k", &lease).await.unwrap());
     assert_eq!(
         store.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
         IdempotencyBegin::Completed(response(7))
@@ -204,19 +204,15 @@ async fn a_lock_is_stale_after_the_callers_lock_ttl() {
     let prefix = unique_prefix();
     let _guard = PrefixGuard(prefix.clone());
     let store = shared_store(&prefix).await;
-    assert_eq!(
-        store.begin("k", &[1; 32], LOCK_TTL).await.unwrap(),
-        IdempotencyBegin::Acquired
-    );
+    acquired(store.begin("k", &[1; 32], LOCK_TTL).await.unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The holder asked for 30 s, but this caller's lock_ttl is 200 ms: to
     // it the lock is older than lock_ttl, so free.
-    assert_eq!(
+    acquired(
         store
             .begin("k", &[2; 32], Duration::from_millis(200))
             .await
             .unwrap(),
-        IdempotencyBegin::Acquired
     );
 }
 
@@ -230,16 +226,18 @@ async fn every_key_lives_under_the_prefix_and_expires() {
     let idem = format!("{prefix}idem:user:1:k");
     let thr = format!("{prefix}thr:login:ada");
 
-    store.begin("user:1:k", &[1; 32], LOCK_TTL).await.unwrap();
+    let lease = acquired(store.begin("user:1:k", &[1; 32], LOCK_TTL).await.unwrap());
     let pttl: i64 = raw_cmd(&client, "PTTL", vec![&idem]).await;
     assert!(
         (1..=30_000).contains(&pttl),
         "a held key expires after lock_ttl ({pttl})"
     );
-    store
-        .complete("user:1:k", &[1; 32], response(1), TTL)
-        .await
-        .unwrap();
+    assert!(
+        store
+            .complete("user:1:k", &lease, response(1), TTL)
+            .await
+            .unwrap()
+    );
     let pttl: i64 = raw_cmd(&client, "PTTL", vec![&idem]).await;
     assert!(
         (30_001..=300_000).contains(&pttl),

@@ -105,6 +105,7 @@ pub(crate) mod idempotency {
         pub body: Option<Vec<u8>>,
         pub locked_at: DateTimeUtc,
         pub expires_at: DateTimeUtc,
+        pub lease: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

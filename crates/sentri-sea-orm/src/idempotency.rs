@@ -3,6 +3,10 @@
 //! Taking a key is an `INSERT` on its primary key: of concurrent requests
 //! exactly one inserts. A key whose lock or stored response has lapsed is
 //! taken over with a compare-and-set `UPDATE` on the row as it was read.
+//! Either way the row gets a fresh random `lease`; `complete` and `release`
+//! are one statement each, conditioned on `key`, `lease` and "still held",
+//! so a request that lost its hold to a takeover changes nothing.
+//! `purge_expired_idempotency` is one `DELETE` on the `expires_at` index.
 //!
 //! The trait passes no `now` here, so the store reads the clock of the
 //! process; instances of one service should keep their clocks in sync.
@@ -13,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use sentri_core::model::{IdempotencyBegin, StoredResponse};
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
 use sentri_core::store::{IdempotencyStore, StoreError, StoreErrorKind, StoreResult};
 
 use crate::entity::idempotency;
@@ -57,6 +61,7 @@ impl IdempotencyStore for SeaOrmStore {
         fingerprint: &[u8; 32],
         lock_ttl: Duration,
     ) -> StoreResult<IdempotencyBegin> {
+        let lease = IdempotencyLease::generate();
         for _ in 0..8 {
             let now = micros(Utc::now());
             let inserted = idempotency::Entity::insert(idempotency::ActiveModel {
@@ -68,12 +73,13 @@ impl IdempotencyStore for SeaOrmStore {
                 body: Set(None),
                 locked_at: Set(now),
                 expires_at: Set(add(now, lock_ttl)),
+                lease: Set(Some(lease.as_bytes().to_vec())),
             })
             .exec_without_returning(&self.db)
             .await
             .map_err(map_db_err);
             match inserted {
-                Ok(_) => return Ok(IdempotencyBegin::Acquired),
+                Ok(_) => return Ok(IdempotencyBegin::Acquired(lease)),
                 Err(e) if e.kind() == StoreErrorKind::Conflict => {}
                 Err(e) => return Err(e),
             }
@@ -106,6 +112,10 @@ impl IdempotencyStore for SeaOrmStore {
                     )
                     .col_expr(idempotency::Column::LockedAt, Expr::value(now))
                     .col_expr(
+                        idempotency::Column::Lease,
+                        Expr::value(Some(lease.as_bytes().to_vec())),
+                    )
+                    .col_expr(
                         idempotency::Column::ExpiresAt,
                         Expr::value(add(now, lock_ttl)),
                     )
@@ -117,7 +127,7 @@ impl IdempotencyStore for SeaOrmStore {
                     .await
                     .map_err(map_db_err)?;
                 if res.rows_affected > 0 {
-                    return Ok(IdempotencyBegin::Acquired);
+                    return Ok(IdempotencyBegin::Acquired(lease));
                 }
                 continue;
             }
@@ -137,13 +147,14 @@ impl IdempotencyStore for SeaOrmStore {
     async fn complete(
         &self,
         key: &str,
-        fingerprint: &[u8; 32],
+        lease: &IdempotencyLease,
         response: StoredResponse,
         ttl: Duration,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let now = micros(Utc::now());
         let headers = serde_json::to_string(&response.headers).map_err(StoreError::other)?;
-        idempotency::Entity::update_many()
+        // Only the hold carrying our lease; a takeover wrote another one.
+        let res = idempotency::Entity::update_many()
             .col_expr(idempotency::Column::Completed, Expr::value(true))
             .col_expr(
                 idempotency::Column::Status,
@@ -153,21 +164,33 @@ impl IdempotencyStore for SeaOrmStore {
             .col_expr(idempotency::Column::Body, Expr::value(Some(response.body)))
             .col_expr(idempotency::Column::ExpiresAt, Expr::value(add(now, ttl)))
             .filter(idempotency::Column::Key.eq(key))
-            .filter(idempotency::Column::Fingerprint.eq(fingerprint.to_vec()))
+            .filter(idempotency::Column::Lease.eq(lease.as_bytes().to_vec()))
             .filter(idempotency::Column::Completed.eq(false))
             .exec(&self.db)
             .await
             .map_err(map_db_err)?;
-        Ok(())
+        Ok(res.rows_affected > 0)
     }
 
-    async fn release(&self, key: &str) -> StoreResult<()> {
-        idempotency::Entity::delete_many()
+    async fn release(&self, key: &str, lease: &IdempotencyLease) -> StoreResult<bool> {
+        let res = idempotency::Entity::delete_many()
             .filter(idempotency::Column::Key.eq(key))
+            .filter(idempotency::Column::Lease.eq(lease.as_bytes().to_vec()))
             .filter(idempotency::Column::Completed.eq(false))
             .exec(&self.db)
             .await
             .map_err(map_db_err)?;
-        Ok(())
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn purge_expired_idempotency(&self) -> StoreResult<u64> {
+        // A held row's `expires_at` is the end of its lock, a completed
+        // row's the end of its replay: past either, the row is free anyway.
+        let res = idempotency::Entity::delete_many()
+            .filter(idempotency::Column::ExpiresAt.lte(micros(Utc::now())))
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
+        Ok(res.rows_affected)
     }
 }

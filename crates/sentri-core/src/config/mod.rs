@@ -24,9 +24,9 @@
 //! # Ok::<(), sentri_core::Error>(())
 //! ```
 
+use crate::net::IpNet;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -187,10 +187,22 @@ pub struct IdempotencyConfig {
     /// How long a completed response is replayed. Default 5 minutes.
     pub ttl: Duration,
     /// How long a running request holds its key before another may take
-    /// it (covers a process that died mid-request). Default 60 seconds.
+    /// it (covers a process that died mid-request). Default 60 seconds
+    /// ([`IdempotencyConfig::DEFAULT_LOCK_TTL`]).
+    ///
+    /// Requests must finish within it: a request still running when its
+    /// lock lapses may be joined by a repeat that takes the key over (the
+    /// late one then stores and frees nothing, its lease being stale). Bound
+    /// request time below it (`sentri-server` refuses a request timeout
+    /// that is not shorter), or raise it for slow handlers.
     pub lock_ttl: Duration,
     /// Methods the layer applies to. Default `POST`, `PUT`, `PATCH`.
     pub methods: Vec<String>,
+}
+
+impl IdempotencyConfig {
+    /// The default [`IdempotencyConfig::lock_ttl`]: 60 seconds.
+    pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(60);
 }
 
 impl Default for IdempotencyConfig {
@@ -198,7 +210,7 @@ impl Default for IdempotencyConfig {
         Self {
             header: "X-Idempotency-Key".to_owned(),
             ttl: Duration::from_secs(300),
-            lock_ttl: Duration::from_secs(60),
+            lock_ttl: Self::DEFAULT_LOCK_TTL,
             methods: vec!["POST".into(), "PUT".into(), "PATCH".into()],
         }
     }
@@ -293,7 +305,7 @@ pub struct Config {
     pub(crate) throttle: ThrottleConfig,
     pub(crate) idempotency: IdempotencyConfig,
     pub(crate) verified_token_cache: u64,
-    pub(crate) trusted_proxies: Vec<IpAddr>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) hooks: Hooks,
     pub(crate) overrides: Overrides,
     pub(crate) revocation_check: Option<RevocationCheck>,
@@ -396,8 +408,8 @@ impl Config {
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.password_policy
     }
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub fn trusted_proxies(&self) -> &[IpAddr] {
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or networks).
+    pub fn trusted_proxies(&self) -> &[IpNet] {
         &self.trusted_proxies
     }
     /// Cookie transport and CSRF settings.
@@ -439,7 +451,7 @@ pub struct ConfigBuilder {
     throttle: Option<ThrottleConfig>,
     idempotency: Option<IdempotencyConfig>,
     verified_token_cache: Option<u64>,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<IpNet>,
     hooks: Hooks,
     overrides: Overrides,
     revocation_check: Option<RevocationCheck>,
@@ -585,9 +597,12 @@ impl ConfigBuilder {
         self
     }
 
-    /// Proxies whose `X-Forwarded-For` header is believed. Default: none
-    /// (the socket peer is the client).
-    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+    /// Proxies whose `X-Forwarded-For` header is believed: single addresses
+    /// or CIDR networks ([`IpNet`]; `"10.0.0.0/8".parse()`, or
+    /// `IpNet::from(addr)` for an `IpAddr`). Default: none (the socket peer
+    /// is the client). See [`crate::net::client_ip`] for how the client is
+    /// found behind them.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpNet>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
         self
     }

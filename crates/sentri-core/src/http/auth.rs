@@ -142,20 +142,7 @@ impl Api {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let forwarded: Vec<&str> = head
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
-        let ip = head.peer.map(|peer| {
-            crate::net::client_ip(
-                peer.ip(),
-                forwarded.as_deref(),
-                self.sentri.config().trusted_proxies(),
-            )
-        });
+        let ip = head.client_ip(self.sentri.config().trusted_proxies());
         ClientInfo { user_agent, ip }
     }
 

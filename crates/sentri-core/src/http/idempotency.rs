@@ -36,16 +36,11 @@ const NOT_STORED: [&str; 6] = [
 ];
 
 /// Who is calling, for scoping keys: the user, else the `X-Api-Key`
-/// presented, else the client address.
+/// presented, else the client address ([`Head::client_ip`], the same
+/// address throttling uses).
 pub fn caller_scope(sentri: &Sentri, user: Option<&AuthUser>, head: Head<'_>) -> CallerScope {
     let api_key = head.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    let forwarded = head
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = head
-        .peer
-        .map(|p| crate::net::client_ip(p.ip(), forwarded, sentri.config().trusted_proxies()));
+    let ip = head.client_ip(sentri.config().trusted_proxies());
     CallerScope::of(user.map(AuthUser::id), api_key, ip)
 }
 
@@ -121,7 +116,7 @@ where
     if let Some(id) = request_id {
         res.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
-    let outcome: Result<()> = if res.status().is_success()
+    let outcome: Result<bool> = if res.status().is_success()
         && !carries_tokens(&res)
         && res.body().len() <= MAX_STORED_BODY
     {

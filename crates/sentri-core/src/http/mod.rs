@@ -191,6 +191,43 @@ pub struct Head<'a> {
     pub peer: Option<SocketAddr>,
 }
 
+impl Head<'_> {
+    /// The client address: the socket peer, or, when the peer is one of
+    /// `trusted_proxies`, the right-most untrusted hop of every
+    /// `X-Forwarded-For` header line taken in order
+    /// ([`crate::net::client_ip`]). `None` when the peer is unknown.
+    ///
+    /// This is the one rule for "who is the client": throttling, the
+    /// anonymous idempotency scope and session metadata all use it, so they
+    /// always agree, and an entry the client wrote itself (left of what the
+    /// trusted proxies appended) never counts.
+    pub fn client_ip(&self, trusted_proxies: &[crate::net::IpNet]) -> Option<std::net::IpAddr> {
+        let peer = self.peer?.ip();
+        let mut lines = self
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let forwarded = match (lines.next(), lines.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(std::borrow::Cow::Borrowed(one)),
+            (Some(first), Some(second)) => {
+                let mut all = format!("{first},{second}");
+                for line in lines {
+                    all.push(',');
+                    all.push_str(line);
+                }
+                Some(std::borrow::Cow::Owned(all))
+            }
+        };
+        Some(crate::net::client_ip(
+            peer,
+            forwarded.as_deref(),
+            trusted_proxies,
+        ))
+    }
+}
+
 impl fmt::Debug for Head<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Head")

@@ -334,6 +334,11 @@ macro_rules! idempotency_store_tests {
             keys_are_independent,
             concurrent_begin,
             concurrent_begin_after_completion,
+            complete_and_release_need_the_lease,
+            release_by_stale_holder_leaves_takeovers_hold,
+            complete_by_stale_holder_does_not_overwrite_takeover,
+            concurrent_takeover,
+            purge_keeps_live_records,
         );
     };
 }

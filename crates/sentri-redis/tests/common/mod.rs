@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sentri_core::model::{IdempotencyBegin, StoredResponse};
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
 use sentri_core::store::{IdempotencyStore, StoreResult, ThrottleStore};
 use sentri_redis::RedisStore;
 use sentri_redis::fred::prelude::*;
@@ -168,15 +168,19 @@ impl IdempotencyStore for TestStore {
     async fn complete(
         &self,
         key: &str,
-        fingerprint: &[u8; 32],
+        lease: &IdempotencyLease,
         response: StoredResponse,
         ttl: Duration,
-    ) -> StoreResult<()> {
-        self.store.complete(key, fingerprint, response, ttl).await
+    ) -> StoreResult<bool> {
+        self.store.complete(key, lease, response, ttl).await
     }
 
-    async fn release(&self, key: &str) -> StoreResult<()> {
-        self.store.release(key).await
+    async fn release(&self, key: &str, lease: &IdempotencyLease) -> StoreResult<bool> {
+        self.store.release(key, lease).await
+    }
+
+    async fn purge_expired_idempotency(&self) -> StoreResult<u64> {
+        self.store.purge_expired_idempotency().await
     }
 }
 

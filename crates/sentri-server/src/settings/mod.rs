@@ -8,13 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sentri_core::config::{
-    CookieConfig, CookieTransport, SameSite, ThrottleConfig, parse_duration,
+    CookieConfig, CookieTransport, IdempotencyConfig, SameSite, ThrottleConfig, parse_duration,
 };
+use sentri_core::net::IpNet;
 use sentri_core::{Algorithm, Config, SessionCheck};
 use zeroize::Zeroizing;
 
@@ -98,8 +99,12 @@ pub enum Key {
     AllowedOrigins,
     /// `SENTRI_LOGIN_MAX_FAILURES`: failed logins per identifier in 15 min.
     LoginMaxFailures,
-    /// `SENTRI_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
+    /// `SENTRI_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed
+    /// (addresses or CIDR networks).
     TrustedProxies,
+    /// `SENTRI_IDEMPOTENCY_LOCK_TTL`: how long a running request holds its
+    /// idempotency key.
+    IdempotencyLockTtl,
     /// `SENTRI_LOG`: the tracing filter.
     Log,
     /// `SENTRI_FRAMEWORK`: the web adapter, `axum`.
@@ -108,7 +113,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 31] = [
+    pub const ALL: [Key; 32] = [
         Key::Bind,
         Key::HeaderReadTimeout,
         Key::BodyReadTimeout,
@@ -138,6 +143,7 @@ impl Key {
         Key::AllowedOrigins,
         Key::LoginMaxFailures,
         Key::TrustedProxies,
+        Key::IdempotencyLockTtl,
         Key::Log,
         Key::Framework,
     ];
@@ -174,6 +180,7 @@ impl Key {
             Key::AllowedOrigins => "allowed_origins",
             Key::LoginMaxFailures => "login_max_failures",
             Key::TrustedProxies => "trusted_proxies",
+            Key::IdempotencyLockTtl => "idempotency_lock_ttl",
             Key::Log => "log",
             Key::Framework => "framework",
         }
@@ -211,6 +218,7 @@ impl Key {
             Key::AllowedOrigins => "SENTRI_ALLOWED_ORIGINS",
             Key::LoginMaxFailures => "SENTRI_LOGIN_MAX_FAILURES",
             Key::TrustedProxies => "SENTRI_TRUSTED_PROXIES",
+            Key::IdempotencyLockTtl => "SENTRI_IDEMPOTENCY_LOCK_TTL",
             Key::Log => "SENTRI_LOG",
             Key::Framework => "SENTRI_FRAMEWORK",
         }
@@ -417,9 +425,14 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Failed logins per identifier before throttling (`None`: 10).
     pub login_max_failures: Option<u32>,
-    /// Proxies whose `X-Forwarded-For` header is believed (default none:
-    /// the socket peer is the client).
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Proxies whose `X-Forwarded-For` header is believed, as addresses or
+    /// CIDR networks (default none: the socket peer is the client).
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a running request holds its idempotency key before a
+    /// repeat may take it over (default 60 s,
+    /// [`IdempotencyConfig::DEFAULT_LOCK_TTL`]). Requests must finish
+    /// within it, so the server's request timeout has to be shorter.
+    pub idempotency_lock_ttl: Duration,
     /// The tracing filter.
     pub log: String,
     /// The adapter.
@@ -720,12 +733,10 @@ impl Settings {
             if item.is_empty() {
                 continue;
             }
-            trusted_proxies.push(item.parse::<IpAddr>().map_err(|_| {
-                raw.err(
-                    Key::TrustedProxies,
-                    format!("{item:?} is not an IP address (list addresses, not networks)"),
-                )
-            })?);
+            trusted_proxies.push(
+                item.parse::<IpNet>()
+                    .map_err(|e| raw.err(Key::TrustedProxies, e.to_string()))?,
+            );
         }
         let log = raw.get(Key::Log).unwrap_or(DEFAULT_LOG).trim().to_owned();
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log) {
@@ -767,6 +778,8 @@ impl Settings {
             allowed_origins,
             login_max_failures,
             trusted_proxies,
+            idempotency_lock_ttl: duration(Key::IdempotencyLockTtl)?
+                .unwrap_or(IdempotencyConfig::DEFAULT_LOCK_TTL),
             log,
             framework,
             warnings,
@@ -842,6 +855,10 @@ impl Settings {
             });
         }
         builder = builder.trusted_proxies(self.trusted_proxies.iter().copied());
+        builder = builder.idempotency(IdempotencyConfig {
+            lock_ttl: self.idempotency_lock_ttl,
+            ..IdempotencyConfig::default()
+        });
         builder = builder.cookies(CookieConfig {
             transport: match self.cookies {
                 CookieMode::Off => CookieTransport::Off,
@@ -875,6 +892,7 @@ impl Settings {
                 "api_key" => Some(Key::ApiKey),
                 "issuer" => Some(Key::Issuer),
                 "audience" => Some(Key::Audience),
+                "idempotency.lock_ttl" => Some(Key::IdempotencyLockTtl),
                 "cookies.secure" if self.cookie_host_prefix => Some(Key::CookieHostPrefix),
                 "cookies.secure" => Some(Key::CookieSecure),
                 "cookies.same_site" => Some(Key::CookieSameSite),

@@ -148,8 +148,20 @@ fn every_bad_value_names_its_variable() {
         ),
         (&[("SENTRI_LOG", "a=b=c")], "SENTRI_LOG"),
         (
-            &[("SENTRI_TRUSTED_PROXIES", "10.0.0.0/8")],
+            &[("SENTRI_TRUSTED_PROXIES", "10.0.0.0/33")],
             "SENTRI_TRUSTED_PROXIES",
+        ),
+        (
+            &[("SENTRI_TRUSTED_PROXIES", "10.0.0.1, proxy.internal")],
+            "SENTRI_TRUSTED_PROXIES",
+        ),
+        (
+            &[("SENTRI_IDEMPOTENCY_LOCK_TTL", "soon")],
+            "SENTRI_IDEMPOTENCY_LOCK_TTL",
+        ),
+        (
+            &[("SENTRI_IDEMPOTENCY_LOCK_TTL", "0s")],
+            "SENTRI_IDEMPOTENCY_LOCK_TTL",
         ),
         (&[("SENTRI_FRAMEWORK", "actix")], "SENTRI_FRAMEWORK"),
         (&[("SENTRI_ISSUER", "a\u{7}b")], "SENTRI_ISSUER"),
@@ -425,4 +437,51 @@ fn cookie_attributes_and_origins_reach_the_library() {
     ] {
         assert_eq!(err_name(env), name, "{env:?}");
     }
+}
+
+#[test]
+fn trusted_proxies_take_addresses_and_networks() {
+    let s = load(&[(
+        "SENTRI_TRUSTED_PROXIES",
+        "10.0.0.1, 172.16.0.0/12 ,fd00::/8,::1",
+    )])
+    .unwrap();
+    let c = s.core_config().unwrap();
+    let t = c.trusted_proxies();
+    assert_eq!(t.len(), 4);
+    let trusted = |ip: &str| t.iter().any(|n| n.contains(ip.parse().unwrap()));
+    assert!(trusted("10.0.0.1"));
+    assert!(!trusted("10.0.0.2"), "a plain address is only itself");
+    assert!(trusted("172.31.255.255"));
+    assert!(!trusted("172.32.0.1"));
+    assert!(trusted("fd12::1"));
+    assert!(trusted("::1"));
+    // Each bad entry is named, with the reason, on one line.
+    for (bad, says) in [
+        ("10.0.0.0/33", "at most 32"),
+        ("10.0.0.1/8", "host bits set (the network is 10.0.0.0/8)"),
+        ("proxy.internal", "not an IP address or CIDR network"),
+        ("10.0.0.0/x", "prefix length must be a number"),
+    ] {
+        let err = load(&[("SENTRI_TRUSTED_PROXIES", bad)]).unwrap_err();
+        assert_eq!(err.name(), "SENTRI_TRUSTED_PROXIES");
+        assert!(err.problem().contains(says), "{bad}: {err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+    }
+}
+
+#[test]
+fn idempotency_lock_ttl_reaches_the_library() {
+    let s = load(&[]).unwrap();
+    assert_eq!(s.idempotency_lock_ttl, Duration::from_secs(60));
+    assert_eq!(
+        s.core_config().unwrap().idempotency().lock_ttl,
+        Duration::from_secs(60)
+    );
+    let s = load(&[("SENTRI_IDEMPOTENCY_LOCK_TTL", "2m")]).unwrap();
+    assert_eq!(s.idempotency_lock_ttl, Duration::from_secs(120));
+    assert_eq!(
+        s.core_config().unwrap().idempotency().lock_ttl,
+        Duration::from_secs(120)
+    );
 }
