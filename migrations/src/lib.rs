@@ -47,6 +47,7 @@ mod m20261124_000003_create_sessions;
 mod m20261124_000004_create_keys;
 mod m20261124_000005_create_idempotency;
 mod m20261124_000006_create_throttle;
+mod m20261203_000030_add_session_refresh_history;
 pub mod schema;
 
 /// The ordered list of sentri's migrations.
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_keys::Migration),
             Box::new(m20261124_000005_create_idempotency::Migration),
             Box::new(m20261124_000006_create_throttle::Migration),
+            Box::new(m20261203_000030_add_session_refresh_history::Migration),
         ]
     }
 
