@@ -26,7 +26,7 @@ fn refused() -> Error {
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) enum Renewal {
     /// The pair was rotated.
-    Rotated(AuthOutput),
+    Rotated(Box<AuthOutput>),
     /// The presented token was replaced within the reuse grace: the
     /// session's user, nothing rotated.
     Grace(AuthUser),
@@ -68,7 +68,7 @@ impl Sentri {
     /// As [`Sentri::refresh`].
     pub async fn default_refresh(&self, input: RefreshInput) -> Result<AuthOutput> {
         match self.renew(&input.refresh_token, false).await? {
-            Renewal::Rotated(out) => Ok(out),
+            Renewal::Rotated(out) => Ok(*out),
             Renewal::Grace(_) => Err(refused()),
         }
     }
@@ -82,7 +82,10 @@ impl Sentri {
     #[cfg(feature = "http")]
     pub(crate) async fn silent_refresh(&self, input: RefreshInput) -> Result<Renewal> {
         if self.0.config.overrides.refresh.is_some() {
-            return self.refresh(input).await.map(Renewal::Rotated);
+            return self
+                .refresh(input)
+                .await
+                .map(|out| Renewal::Rotated(Box::new(out)));
         }
         let renewal = self.renew(&input.refresh_token, true).await?;
         if let Renewal::Rotated(out) = &renewal {
@@ -153,11 +156,11 @@ impl Sentri {
             &next,
             active.session.expires_at,
         )?;
-        Ok(Renewal::Rotated(AuthOutput {
+        Ok(Renewal::Rotated(Box::new(AuthOutput {
             tokens,
             user,
             session_id: sid,
-        }))
+        })))
     }
 
     /// The user of the live session `sid`, for a request that presented
