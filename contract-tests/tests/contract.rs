@@ -500,12 +500,16 @@ async fn cookies_mode_csrf_and_silent_refresh() {
             )
             .await;
         assert_eq!(refreshed.headers["set-cookie"].len(), 2);
-        c.send(
-            "silent refresh, app error still gets cookies",
-            Req::get("/admin").header("cookie", &jar),
-            401,
-        )
-        .await;
+        // The old cookies again, within the reuse grace: a parallel
+        // request of the same page, authenticated without rotating.
+        let parallel = c
+            .send(
+                "old cookies within the grace: the user, not an admin",
+                Req::get("/admin").header("cookie", &jar),
+                403,
+            )
+            .await;
+        assert!(!parallel.headers.contains_key("set-cookie"));
         let rt = refreshed.cookie("refresh_token").unwrap();
         let at = refreshed.cookie("access_token").unwrap();
         let jar = format!("refresh_token={rt}; access_token={at}");
@@ -546,6 +550,120 @@ async fn cookies_mode_csrf_and_silent_refresh() {
         c.send(
             "after logout",
             Req::get("/auth/me").header("cookie", &jar),
+            401,
+        )
+        .await;
+    })
+    .await;
+}
+
+/// Issue 14 item 4 (F-24): eight parallel cookie requests after the access
+/// TTL, all carrying the same expired access cookie and refresh cookie,
+/// over real sockets: every one is answered 200, exactly one rotates the
+/// pair, and the session lives on with the winner's cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_cookie_requests_after_the_access_ttl_all_succeed() {
+    contract(
+        || cookies_both().reuse_grace("1m"),
+        |c: Arc<Server>| async move {
+            let login = signed_in(&c, "tabs@example.com").await;
+            let jar = format!(
+                "refresh_token={}; access_token={}",
+                login.cookie("refresh_token").unwrap(),
+                login.cookie("access_token").unwrap()
+            );
+            c.clock.advance(Duration::from_secs(16 * 60));
+            let barrier = Arc::new(tokio::sync::Barrier::new(8));
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (c, barrier, jar) = (c.clone(), barrier.clone(), jar.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        c.fetch(Req::get("/profile").header("cookie", &jar)).await
+                    })
+                })
+                .collect();
+            let mut statuses = Vec::new();
+            let mut rotated = Vec::new();
+            for task in tasks {
+                let out = task.await.unwrap();
+                statuses.push(out.status);
+                if out.headers.contains_key("set-cookie") {
+                    rotated.push(out);
+                }
+            }
+            assert_eq!(statuses, [200; 8], "{:?}", c.adapter);
+            assert_eq!(rotated.len(), 1, "{:?}: one request rotates", c.adapter);
+            c.record("the rotating request", &rotated[0]);
+            let jar = format!(
+                "refresh_token={}; access_token={}",
+                rotated[0].cookie("refresh_token").unwrap(),
+                rotated[0].cookie("access_token").unwrap()
+            );
+            c.send(
+                "the winner's cookies",
+                Req::get("/auth/me").header("cookie", &jar),
+                200,
+            )
+            .await;
+        },
+    )
+    .await;
+}
+
+/// Issue 14 item 3 (F-11, F-12): a forged `<sid>.<random>` — the session id
+/// is public in the access token — neither logs the session out nor
+/// revokes it by refreshing; the answers are those of a real logout and of
+/// any refused refresh.
+#[tokio::test]
+async fn a_forged_refresh_token_neither_logs_out_nor_revokes() {
+    contract(base, |c: Arc<Server>| async move {
+        let login = signed_in(&c, "victim@example.com").await;
+        let access = token(&login, "accessToken");
+        let real = token(&login, "refreshToken");
+        let (sid, _) = real.split_once('.').unwrap();
+        let forged = format!("{sid}.{}", "A".repeat(43));
+        c.send(
+            "logout with a forged secret answers as a real logout",
+            Req::json("POST", "/auth/logout", &json!({"refreshToken": forged})),
+            200,
+        )
+        .await;
+        c.send("still signed in", Req::get("/auth/me").bearer(&access), 200)
+            .await;
+        c.clock.advance(Duration::from_secs(60));
+        c.send(
+            "refresh with a forged secret",
+            Req::json("POST", "/auth/refresh", &json!({"refreshToken": forged})),
+            401,
+        )
+        .await;
+        c.send(
+            "still signed in after the forged refresh",
+            Req::get("/auth/me").bearer(&access),
+            200,
+        )
+        .await;
+        let next = c
+            .send(
+                "the real token still rotates",
+                Req::json("POST", "/auth/refresh", &json!({"refreshToken": real})),
+                200,
+            )
+            .await;
+        c.send(
+            "logout with the real secret",
+            Req::json(
+                "POST",
+                "/auth/logout",
+                &json!({"refreshToken": token(&next, "refreshToken")}),
+            ),
+            200,
+        )
+        .await;
+        c.send(
+            "signed out",
+            Req::get("/auth/me").bearer(&token(&next, "accessToken")),
             401,
         )
         .await;

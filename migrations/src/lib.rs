@@ -48,6 +48,7 @@ mod m20261124_000004_create_keys;
 mod m20261124_000005_create_idempotency;
 mod m20261124_000006_create_throttle;
 mod m20261203_000020_add_idempotency_lease;
+mod m20261203_000030_add_session_refresh_history;
 pub mod schema;
 
 /// The ordered list of sentri's migrations.
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_idempotency::Migration),
             Box::new(m20261124_000006_create_throttle::Migration),
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
+            Box::new(m20261203_000030_add_session_refresh_history::Migration),
         ]
     }
 

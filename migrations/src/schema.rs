@@ -64,6 +64,8 @@ pub enum Sessions {
     PreviousRefreshHash,
     /// When the last rotation happened.
     RotatedAt,
+    /// Older replaced hashes, newest first, 32 bytes each.
+    RefreshHistory,
     /// `User-Agent` of the login.
     UserAgent,
     /// Client address of the login.

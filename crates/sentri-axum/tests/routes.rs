@@ -173,7 +173,7 @@ async fn refresh_rotates_and_detects_reuse() {
     // Within the grace: refused only.
     send(&env.app, post("/auth/refresh", json!({"refreshToken": rt})))
         .await
-        .assert_error(401, "TOKEN_INVALID", "refresh token already rotated");
+        .assert_error(401, "TOKEN_INVALID", "refresh token invalid");
     assert_eq!(
         send(
             &env.app,
@@ -188,7 +188,7 @@ async fn refresh_rotates_and_detects_reuse() {
         post("/auth/refresh", json!({"refreshToken": "garbage"})),
     )
     .await
-    .assert_error(401, "TOKEN_INVALID", "token invalid");
+    .assert_error(401, "TOKEN_INVALID", "refresh token invalid");
     send(&env.app, post("/auth/refresh", json!({})))
         .await
         .assert_error(400, "VALIDATION_ERROR", "refreshToken: is required");
@@ -198,7 +198,7 @@ async fn refresh_rotates_and_detects_reuse() {
         post("/auth/refresh", json!({"refreshToken": access(&res2)})),
     )
     .await
-    .assert_error(401, "TOKEN_INVALID", "token invalid");
+    .assert_error(401, "TOKEN_INVALID", "refresh token invalid");
 }
 
 #[tokio::test]

@@ -249,7 +249,13 @@ pub enum Rotation {
         /// When that rotation happened.
         rotated_at: DateTime<Utc>,
     },
-    /// The session exists but the hash is neither current nor previous.
+    /// The hash is one this session issued and replaced before the last
+    /// rotation (one of its remembered older hashes, see
+    /// [`ROTATION_HISTORY`](crate::store::ROTATION_HISTORY)): reuse of a
+    /// rotated token.
+    Reused,
+    /// The session exists but never issued this hash (as far as it
+    /// remembers): a guessed or forged secret, not reuse.
     Mismatch,
     /// No live session with that id (revoked, expired or never existed).
     Missing,

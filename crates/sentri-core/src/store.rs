@@ -195,6 +195,12 @@ pub trait UserStore: Send + Sync + 'static {
     async fn any_user_with_role(&self, role: &str) -> StoreResult<bool>;
 }
 
+/// How many replaced refresh hashes of a session, older than the previous
+/// one, a [`SessionStore`] remembers at least, so that presenting one of
+/// them is recognised as reuse ([`Rotation::Reused`]) rather than as a
+/// secret the session never issued ([`Rotation::Mismatch`]).
+pub const ROTATION_HISTORY: usize = 16;
+
 /// Login sessions and their refresh tokens.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -214,16 +220,28 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Atomically replace the refresh hash `presented` by `next` if
     /// `presented` is the current one and the session is live at `now`;
-    /// on success also set `last_active_at = now` and remember `presented`
-    /// as the previous hash with `rotated_at = now`. Of any number of
+    /// on success also set `last_active_at = now`, remember `presented`
+    /// as the previous hash with `rotated_at = now`, and push the hash
+    /// that was previous until now onto the session's history of replaced
+    /// hashes, keeping the newest [`ROTATION_HISTORY`]. Of any number of
     /// concurrent calls with the same `presented`, exactly one gets
     /// [`Rotation::Rotated`].
+    ///
+    /// The session is live if it has not expired at `now` and, when
+    /// `idle_since` is given (the inactivity timeout), its `last_active_at`
+    /// is at or after `idle_since`; otherwise the answer is
+    /// [`Rotation::Missing`] and nothing changes. When `presented` is not
+    /// current nothing changes either, and the answer says which hash it
+    /// is: the previous one ([`Rotation::Stale`]), one of the history
+    /// ([`Rotation::Reused`]), or none this session issued
+    /// ([`Rotation::Mismatch`]).
     async fn rotate_refresh(
         &self,
         id: SessionId,
         presented: &TokenHash,
         next: &TokenHash,
         now: DateTime<Utc>,
+        idle_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Rotation>;
 
     /// Set `last_active_at = now` if it is older than `now - min_interval`.
@@ -237,6 +255,19 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Delete a session; returns it, or `None` if it did not exist.
     async fn delete_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+
+    /// Delete a session only if `presented` is its current refresh hash, or
+    /// its previous one replaced at or after `previous_since` (the reuse
+    /// grace), as one atomic operation: logout by refresh token (F-12).
+    /// Returns the deleted session; `None` (and nothing changed) when the
+    /// session does not exist or does not hold that hash. Compare hashes in
+    /// constant time where the comparison runs in process.
+    async fn delete_session_by_refresh(
+        &self,
+        id: SessionId,
+        presented: &TokenHash,
+        previous_since: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
 
     /// Delete a session only if `user` owns it. Returns whether it did.
     async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;

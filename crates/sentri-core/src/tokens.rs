@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::KeyRing;
-use crate::model::{SessionId, TokenHash, UserId};
+use crate::model::{ActiveSession, SessionId, TokenHash, UserId};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +383,21 @@ impl AuthUser {
             email_verified,
             expires_at: claims_user.0.expires_at,
             auth_time: claims_user.0.auth_time,
+        }))
+    }
+
+    /// The user of a live session, without an access token (a silent
+    /// refresh within the reuse grace, F-24): its current identifier,
+    /// roles and verification, valid until `expires_at`.
+    pub(crate) fn from_session(active: ActiveSession, expires_at: i64) -> Self {
+        Self(Arc::new(AuthUserInner {
+            id: active.session.user_id,
+            session_id: active.session.id,
+            identifier: active.identifier,
+            roles: active.roles,
+            email_verified: active.email_verified_at.is_some(),
+            expires_at,
+            auth_time: Some(active.session.created_at.timestamp()),
         }))
     }
 

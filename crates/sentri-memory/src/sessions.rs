@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sentri_core::model::{
     ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, UserId,
 };
-use sentri_core::store::{SessionStore, StoreError, StoreResult};
+use sentri_core::store::{ROTATION_HISTORY, SessionStore, StoreError, StoreResult};
 
 use crate::MemoryStore;
 
@@ -28,6 +28,9 @@ pub(crate) struct Entry {
     refresh: TokenHash,
     /// The hash replaced by the last rotation, and when.
     previous: Option<(TokenHash, DateTime<Utc>)>,
+    /// Older replaced hashes, newest first, at most [`ROTATION_HISTORY`]
+    /// (empty, without an allocation, until the second rotation).
+    history: Box<[TokenHash]>,
     user_agent: Option<Arc<str>>,
     ip: Option<Arc<str>>,
     created_at: DateTime<Utc>,
@@ -146,6 +149,7 @@ impl SessionStore for MemoryStore {
             user_id: new.user_id,
             refresh: new.refresh_hash,
             previous: None,
+            history: Box::default(),
             user_agent: session.user_agent.clone().map(|s| sessions.intern(s)),
             ip: session.ip.clone().map(|s| sessions.intern(s)),
             created_at: new.created_at,
@@ -183,10 +187,15 @@ impl SessionStore for MemoryStore {
         presented: &TokenHash,
         next: &TokenHash,
         now: DateTime<Utc>,
+        idle_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Rotation> {
         let session = {
             let mut sessions = self.inner.sessions.write();
-            let Some(entry) = sessions.by_id.get_mut(&id).filter(|e| e.live_at(now)) else {
+            let Some(entry) = sessions
+                .by_id
+                .get_mut(&id)
+                .filter(|e| e.live_at(now) && idle_since.is_none_or(|t| e.last_active_at >= t))
+            else {
                 return Ok(Rotation::Missing);
             };
             if !entry.refresh.ct_eq(presented) {
@@ -194,8 +203,22 @@ impl SessionStore for MemoryStore {
                     Some((previous, rotated_at)) if previous.ct_eq(presented) => {
                         Rotation::Stale { rotated_at }
                     }
+                    // Every entry is compared, so the time does not say which.
+                    _ if entry
+                        .history
+                        .iter()
+                        .fold(false, |found, h| found | h.ct_eq(presented)) =>
+                    {
+                        Rotation::Reused
+                    }
                     _ => Rotation::Mismatch,
                 });
+            }
+            if let Some((replaced, _)) = entry.previous {
+                let keep = entry.history.len().min(ROTATION_HISTORY - 1);
+                entry.history = std::iter::once(replaced)
+                    .chain(entry.history[..keep].iter().copied())
+                    .collect();
             }
             entry.previous = Some((entry.refresh, now));
             entry.refresh = *next;
@@ -237,6 +260,26 @@ impl SessionStore for MemoryStore {
             .write()
             .remove(id)
             .map(|entry| entry.to_session(id)))
+    }
+
+    async fn delete_session_by_refresh(
+        &self,
+        id: SessionId,
+        presented: &TokenHash,
+        previous_since: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let mut sessions = self.inner.sessions.write();
+        let holds = sessions.by_id.get(&id).is_some_and(|entry| {
+            let current = entry.refresh.ct_eq(presented);
+            let previous = entry
+                .previous
+                .is_some_and(|(h, at)| h.ct_eq(presented) & (at >= previous_since));
+            current | previous
+        });
+        if !holds {
+            return Ok(None);
+        }
+        Ok(sessions.remove(id).map(|entry| entry.to_session(id)))
     }
 
     async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {

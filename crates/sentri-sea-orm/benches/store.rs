@@ -139,7 +139,7 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, url: &str) {
             let rotation = rt
                 .block_on(
                     fx.store
-                        .rotate_refresh(fx.session, &current, &next, Utc::now()),
+                        .rotate_refresh(fx.session, &current, &next, Utc::now(), None),
                 )
                 .expect("rotate_refresh");
             assert!(matches!(rotation, sentri_core::model::Rotation::Rotated(_)));

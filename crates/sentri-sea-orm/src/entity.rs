@@ -56,6 +56,7 @@ pub(crate) mod sessions {
         pub refresh_hash: Vec<u8>,
         pub previous_refresh_hash: Option<Vec<u8>>,
         pub rotated_at: Option<DateTimeUtc>,
+        pub refresh_history: Option<Vec<u8>>,
         pub user_agent: Option<String>,
         pub ip: Option<String>,
         pub created_at: DateTimeUtc,

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement,
 };
 use sentri_core::model::{
     ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, UserId,
 };
-use sentri_core::store::{SessionStore, StoreError, StoreResult};
+use sentri_core::store::{ROTATION_HISTORY, SessionStore, StoreError, StoreResult};
 
 use crate::entity::{sessions, users};
 use crate::error::map_db_err;
@@ -150,6 +150,7 @@ impl SessionStore for SeaOrmStore {
                     refresh_hash: Set(session.refresh_hash.as_bytes().to_vec()),
                     previous_refresh_hash: Set(None),
                     rotated_at: Set(None),
+                    refresh_history: Set(None),
                     user_agent: Set(session.user_agent.clone()),
                     ip: Set(session.ip.clone()),
                     created_at: Set(created_at),
@@ -190,28 +191,71 @@ impl SessionStore for SeaOrmStore {
         presented: &TokenHash,
         next: &TokenHash,
         now: DateTime<Utc>,
+        idle_since: Option<DateTime<Utc>>,
     ) -> StoreResult<Rotation> {
         let now = micros(now);
+        // Without an inactivity timeout every session qualifies; one
+        // constant statement either way.
+        let idle_since = micros(idle_since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH));
         // The single winner: a conditional update whose affected-row count
-        // says whether `presented` was still current.
-        let res = sessions::Entity::update_many()
-            .col_expr(
-                sessions::Column::PreviousRefreshHash,
-                Expr::value(presented.as_bytes().to_vec()),
-            )
-            .col_expr(
-                sessions::Column::RefreshHash,
-                Expr::value(next.as_bytes().to_vec()),
-            )
-            .col_expr(sessions::Column::RotatedAt, Expr::value(now))
-            .col_expr(sessions::Column::LastActiveAt, Expr::value(now))
-            .filter(sessions::Column::Id.eq(id.0))
-            .filter(sessions::Column::RefreshHash.eq(presented.as_bytes().to_vec()))
-            .filter(sessions::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
-            .await
-            .map_err(map_db_err)?;
-        if res.rows_affected > 0 {
+        // says whether `presented` was still current. The hash that was
+        // previous joins the front of the history, cut to
+        // ROTATION_HISTORY hashes. `refresh_history` is assigned first:
+        // MySQL evaluates SET left to right with the new values.
+        const PG: &str = "UPDATE sentri_sessions SET \
+            refresh_history = substring(coalesce(previous_refresh_hash, ''::bytea) \
+            || coalesce(refresh_history, ''::bytea) from 1 for $1), \
+            previous_refresh_hash = $2, refresh_hash = $3, rotated_at = $4, last_active_at = $4 \
+            WHERE id = $5 AND refresh_hash = $2 AND expires_at > $4 AND last_active_at >= $6";
+        const MYSQL: &str = "UPDATE sentri_sessions SET \
+            refresh_history = SUBSTRING(CONCAT(COALESCE(previous_refresh_hash, ''), \
+            COALESCE(refresh_history, '')), 1, ?), \
+            previous_refresh_hash = ?, refresh_hash = ?, rotated_at = ?, last_active_at = ? \
+            WHERE id = ? AND refresh_hash = ? AND expires_at > ? AND last_active_at >= ?";
+        // SQLite's `||` makes text of blobs; the cast makes it bytes again.
+        const SQLITE: &str = "UPDATE sentri_sessions SET \
+            refresh_history = substr(CAST(coalesce(previous_refresh_hash, x'') \
+            || coalesce(refresh_history, x'') AS BLOB), 1, ?), \
+            previous_refresh_hash = ?, refresh_hash = ?, rotated_at = ?, last_active_at = ? \
+            WHERE id = ? AND refresh_hash = ? AND expires_at > ? AND last_active_at >= ?";
+        let keep = (ROTATION_HISTORY * 32) as i32;
+        let presented_bytes = presented.as_bytes().to_vec();
+        let backend = self.backend();
+        let statement = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                PG,
+                [
+                    keep.into(),
+                    presented_bytes.clone().into(),
+                    next.as_bytes().to_vec().into(),
+                    now.into(),
+                    id.0.into(),
+                    idle_since.into(),
+                ],
+            ),
+            _ => Statement::from_sql_and_values(
+                backend,
+                if backend == DbBackend::MySql {
+                    MYSQL
+                } else {
+                    SQLITE
+                },
+                [
+                    keep.into(),
+                    presented_bytes.clone().into(),
+                    next.as_bytes().to_vec().into(),
+                    now.into(),
+                    now.into(),
+                    id.0.into(),
+                    presented_bytes.into(),
+                    now.into(),
+                    idle_since.into(),
+                ],
+            ),
+        };
+        let res = self.db.execute_raw(statement).await.map_err(map_db_err)?;
+        if res.rows_affected() > 0 {
             return Ok(match active_session(&self.db, id, now).await? {
                 Some(active) => Rotation::Rotated(active),
                 // Deleted (logout, user removed) right after the rotation.
@@ -222,19 +266,31 @@ impl SessionStore for SeaOrmStore {
             .select_only()
             .column(sessions::Column::PreviousRefreshHash)
             .column(sessions::Column::RotatedAt)
+            .column(sessions::Column::RefreshHistory)
             .filter(sessions::Column::ExpiresAt.gt(now))
-            .into_tuple::<(Option<Vec<u8>>, Option<DateTime<Utc>>)>()
+            .filter(sessions::Column::LastActiveAt.gte(idle_since))
+            .into_tuple::<(Option<Vec<u8>>, Option<DateTime<Utc>>, Option<Vec<u8>>)>()
             .one(&self.db)
             .await
             .map_err(map_db_err)?;
-        Ok(match row {
-            None => Rotation::Missing,
-            Some((Some(previous), Some(rotated_at)))
-                if TokenHash::from_slice(&previous).is_some_and(|p| p.ct_eq(presented)) =>
-            {
+        let Some((previous, rotated_at, history)) = row else {
+            return Ok(Rotation::Missing);
+        };
+        let matches =
+            |bytes: &[u8]| TokenHash::from_slice(bytes).is_some_and(|h| h.ct_eq(presented));
+        Ok(match (previous, rotated_at) {
+            (Some(previous), Some(rotated_at)) if matches(&previous) => {
                 Rotation::Stale { rotated_at }
             }
-            Some(_) => Rotation::Mismatch,
+            // Every remembered hash is compared, so the time does not say which.
+            _ if history
+                .unwrap_or_default()
+                .chunks(32)
+                .fold(false, |found, h| found | matches(h)) =>
+            {
+                Rotation::Reused
+            }
+            _ => Rotation::Mismatch,
         })
     }
 
@@ -271,6 +327,46 @@ impl SessionStore for SeaOrmStore {
             .await
             .map_err(map_db_err)?;
         // Of concurrent deletions, only the one that removed the row reports it.
+        Ok((res.rows_affected > 0).then(|| to_session(&model)))
+    }
+
+    async fn delete_session_by_refresh(
+        &self,
+        id: SessionId,
+        presented: &TokenHash,
+        previous_since: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let Some(model) = sessions::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await
+            .map_err(map_db_err)?
+        else {
+            return Ok(None);
+        };
+        let matches =
+            |bytes: &[u8]| TokenHash::from_slice(bytes).is_some_and(|h| h.ct_eq(presented));
+        let previous = model.previous_refresh_hash.as_deref().is_some_and(matches)
+            & model.rotated_at.is_some_and(|at| at >= previous_since);
+        if !(matches(&model.refresh_hash) | previous) {
+            return Ok(None);
+        }
+        // The hash is checked again by the DELETE itself: a rotation
+        // between the read and here makes it delete nothing.
+        let hash = presented.as_bytes().to_vec();
+        let res = sessions::Entity::delete_many()
+            .filter(sessions::Column::Id.eq(id.0))
+            .filter(
+                Condition::any()
+                    .add(sessions::Column::RefreshHash.eq(hash.clone()))
+                    .add(
+                        Condition::all()
+                            .add(sessions::Column::PreviousRefreshHash.eq(hash))
+                            .add(sessions::Column::RotatedAt.gte(micros(previous_since))),
+                    ),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(map_db_err)?;
         Ok((res.rows_affected > 0).then(|| to_session(&model)))
     }
 

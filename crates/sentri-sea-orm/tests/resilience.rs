@@ -295,7 +295,13 @@ async fn postgres_going_away_mid_request_is_unavailable() {
     }
     // Every kind of operation, after the server is gone.
     let err = store
-        .rotate_refresh(session.id, &TokenHash([7; 32]), &TokenHash([8; 32]), now())
+        .rotate_refresh(
+            session.id,
+            &TokenHash([7; 32]),
+            &TokenHash([8; 32]),
+            now(),
+            None,
+        )
         .await
         .expect_err("no database");
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err:?}");

@@ -1,143 +1,108 @@
-//! What browsers see, through the real binary on both frameworks: the
-//! security headers on every route (the server's own too), the cookie
-//! settings (`SameSite`, `__Host-`, an `HttpOnly` access cookie) and the
-//! CSRF origin check by scheme, host and port against
-//! `SENTRI_ALLOWED_ORIGINS`.
+//! A real browser against the real binary (issue 14 item 4, F-24): in
+//! headless Chromium with cookie transport, four parallel `fetch`es after
+//! the access token expired must all succeed (they gave
+//! `[200, 401, 401, 401]` before: the first refreshed silently, the others
+//! presented the refresh cookie it had just rotated), on both frameworks.
+//!
+//! The page script and the DevTools driver are in `browser/parallel_fetch.py`
+//! (Python's standard library only). Chromium is `SENTRI_CHROMIUM`, else
+//! `chromium` or `chromium-browser` on the `PATH`. Without one the test is
+//! skipped with a message, unless `SENTRI_BROWSER_TESTS=required` (set by
+//! `.ci/run`), in which case it fails.
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use common::*;
-use reqwest::Method;
-use serde_json::json;
+use serde_json::Value;
 
-fn assert_security_headers(r: &Reply, hsts: bool, what: &str) {
-    assert_eq!(
-        r.header("x-content-type-options"),
-        Some("nosniff"),
-        "{what}"
+/// The access token lifetime of the server under test, and how long the
+/// page waits before its parallel requests (past the expiry, whole seconds
+/// included).
+const ACCESS_TTL: &str = "2s";
+const WAIT_SECONDS: &str = "4";
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SENTRI_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| [dir.join("chromium"), dir.join("chromium-browser")])
+        .find(|candidate| candidate.is_file())
+}
+
+fn required() -> bool {
+    std::env::var("SENTRI_BROWSER_TESTS").is_ok_and(|v| v == "required")
+}
+
+fn parallel_fetch(chromium: &Path, base: &str) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/parallel_fetch.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(chromium)
+        .arg(base)
+        .arg(WAIT_SECONDS)
+        .output()
+        .expect("run python3 tests/browser/parallel_fetch.py");
+    assert!(
+        out.status.success(),
+        "the browser driver failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
-    assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("driver output is not JSON ({e}): {stdout}"))
+}
+
+fn four_parallel_fetches_after_the_access_ttl(framework: &str) {
+    let Some(chromium) = chromium() else {
+        assert!(
+            !required(),
+            "SENTRI_BROWSER_TESTS=required but no Chromium was found \
+             (install it with `apt-get install -y chromium` or set SENTRI_CHROMIUM)"
+        );
+        eprintln!(
+            "skipped: no Chromium found (set SENTRI_CHROMIUM, or SENTRI_BROWSER_TESTS=required to fail)"
+        );
+        return;
+    };
+    let dir = TestDir::new(&format!("browser-{framework}"));
+    let server = Server::start(
+        &dir,
+        &[
+            ("SENTRI_FRAMEWORK", framework),
+            ("SENTRI_SECRET", "browser-secret-browser-secret-browser!"),
+            ("SENTRI_COOKIES", "both"),
+            ("SENTRI_COOKIE_SECURE", "false"),
+            ("SENTRI_ACCESS_TTL", ACCESS_TTL),
+            ("SENTRI_REUSE_GRACE", "30s"),
+        ],
+    );
+    let result = parallel_fetch(&chromium, &server.base);
+    let output = server.stop();
+    assert_eq!(result["register"], 201, "{result}\n{output}");
+    assert_eq!(result["login"], 200, "{result}\n{output}");
     assert_eq!(
-        r.header("strict-transport-security"),
-        hsts.then_some("max-age=31536000"),
-        "{what}"
+        result["statuses"],
+        serde_json::json!([200, 200, 200, 200]),
+        "{framework}: four parallel fetches after the access TTL\n{output}"
+    );
+    assert_eq!(
+        result["after"], 200,
+        "{framework}: the session lives on with the rotated cookies\n{output}"
     );
 }
 
-async fn every_route_has_the_security_headers(server: &Server, hsts: bool) {
-    let c = client();
-    for path in [
-        "/healthz",
-        "/readyz",
-        "/openapi.json",
-        "/auth/me",
-        "/auth/nope",
-        "/nope",
-    ] {
-        let r = send(&c, Method::GET, &server.url(path), &[], None).await;
-        assert_security_headers(&r, hsts, path);
-    }
-    let r = post(&c, server, "/auth/login", json!({})).await;
-    assert_eq!(r.status, 400);
-    assert_security_headers(&r, hsts, "login");
+#[test]
+fn axum_four_parallel_fetches_after_the_access_ttl_all_succeed() {
+    four_parallel_fetches_after_the_access_ttl("axum");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn security_headers_on_every_route_of_both_frameworks() {
-    for framework in ["axum", "poem"] {
-        let dir = TestDir::new(&format!("headers-{framework}"));
-        let server = Server::start(&dir, &[("SENTRI_FRAMEWORK", framework)]);
-        every_route_has_the_security_headers(&server, false).await;
-        server.stop();
-        // Secure cookies: HSTS too.
-        let dir = TestDir::new(&format!("headers-hsts-{framework}"));
-        let server = Server::start(
-            &dir,
-            &[
-                ("SENTRI_FRAMEWORK", framework),
-                ("SENTRI_COOKIES", "refresh"),
-            ],
-        );
-        every_route_has_the_security_headers(&server, true).await;
-        server.stop();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cookie_settings_and_the_origin_check_through_the_server() {
-    for framework in ["axum", "poem"] {
-        let dir = TestDir::new(&format!("cookies-{framework}"));
-        let server = Server::start(
-            &dir,
-            &[
-                ("SENTRI_FRAMEWORK", framework),
-                ("SENTRI_COOKIES", "both"),
-                ("SENTRI_COOKIE_SAMESITE", "lax"),
-                ("SENTRI_COOKIE_HOST_PREFIX", "true"),
-                ("SENTRI_ACCESS_COOKIE_HTTPONLY", "true"),
-                ("SENTRI_ALLOWED_ORIGINS", "https://app.example.com"),
-            ],
-        );
-        let c = client();
-        register(&c, &server, "b@example.com").await;
-        let r = login(&c, &server, "b@example.com").await;
-        let set = r.set_cookies();
-        assert_eq!(set.len(), 2, "{set:?}");
-        let refresh = set
-            .iter()
-            .find(|s| s.starts_with("__Host-refresh_token="))
-            .unwrap_or_else(|| panic!("{set:?}"));
-        assert!(
-            refresh.ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
-            "{refresh}"
-        );
-        let access = set
-            .iter()
-            .find(|s| s.starts_with("__Host-access_token="))
-            .unwrap_or_else(|| panic!("{set:?}"));
-        assert!(
-            access.ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
-            "{access}"
-        );
-        let mut jar = format!("__Host-refresh_token={}", cookie_value(refresh));
-        let refresh_from = |jar: String, origin: &'static str| {
-            let c = c.clone();
-            let url = server.url("/auth/refresh");
-            async move {
-                send(
-                    &c,
-                    Method::POST,
-                    &url,
-                    &[("cookie", &jar), ("origin", origin)],
-                    None,
-                )
-                .await
-            }
-        };
-        // The listed origin only: not its http twin, nor another port, nor
-        // the server's own host.
-        for origin in [
-            "http://app.example.com",
-            "https://app.example.com:8443",
-            "https://evil.example",
-        ] {
-            let r = refresh_from(jar.clone(), origin).await;
-            assert_eq!(r.status, 403, "{framework} {origin}: {:?}", r.body);
-            assert_eq!(r.code(), "FORBIDDEN");
-        }
-        let own = server.base.clone().leak() as &'static str;
-        assert_eq!(refresh_from(jar.clone(), own).await.status, 403);
-        let r = refresh_from(jar.clone(), "https://app.example.com").await;
-        assert_eq!(r.status, 200, "{framework}: {:?}", r.body);
-        let set = r.set_cookies();
-        let refresh = set
-            .iter()
-            .find(|s| s.starts_with("__Host-refresh_token="))
-            .unwrap();
-        jar = format!("__Host-refresh_token={}", cookie_value(refresh));
-        let r = refresh_from(jar, "https://app.example.com:443").await;
-        assert_eq!(r.status, 200, "{framework}: {:?}", r.body);
-        server.stop();
-    }
+#[test]
+fn poem_four_parallel_fetches_after_the_access_ttl_all_succeed() {
+    four_parallel_fetches_after_the_access_ttl("poem");
 }

@@ -297,6 +297,7 @@ pub struct Config {
     pub(crate) refresh_ttl: Duration,
     pub(crate) reuse_grace: Duration,
     pub(crate) touch_interval: Duration,
+    pub(crate) session_idle_timeout: Option<Duration>,
     pub(crate) issuer: Option<String>,
     pub(crate) audience: Option<String>,
     pub(crate) password_policy: PasswordPolicy,
@@ -325,6 +326,7 @@ impl fmt::Debug for Config {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("reuse_grace", &self.reuse_grace)
+            .field("session_idle_timeout", &self.session_idle_timeout)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
@@ -388,6 +390,11 @@ impl Config {
     pub fn audience(&self) -> Option<&str> {
         self.audience.as_deref()
     }
+    /// Inactivity timeout of sessions: a session unused for longer ends.
+    /// `None` (the default): sessions end only at `refresh_ttl`.
+    pub fn session_idle_timeout(&self) -> Option<Duration> {
+        self.session_idle_timeout
+    }
     /// How `protect` checks sessions.
     pub fn session_check(&self) -> SessionCheck {
         self.session_check
@@ -443,6 +450,7 @@ pub struct ConfigBuilder {
     refresh_ttl: Option<std::result::Result<Duration, String>>,
     reuse_grace: Option<std::result::Result<Duration, String>>,
     touch_interval: Option<std::result::Result<Duration, String>>,
+    session_idle_timeout: Option<std::result::Result<Duration, String>>,
     issuer: Option<String>,
     audience: Option<String>,
     password_policy: Option<PasswordPolicy>,
@@ -540,6 +548,17 @@ impl ConfigBuilder {
     /// `protect`. Default `5m`.
     pub fn touch_interval(mut self, interval: impl IntoDuration) -> Self {
         self.touch_interval = Some(interval.into_duration());
+        self
+    }
+
+    /// End a session that has not been used (`last_active_at`: a refresh,
+    /// or a request `protect` touched) for longer than `timeout`: its
+    /// refresh token and, in [`SessionCheck::Always`] mode, its access
+    /// tokens are refused from then on. Default: off (a session lasts
+    /// `refresh_ttl`). Must be longer than `access_ttl` and
+    /// `touch_interval`, so that a session in use is never taken for idle.
+    pub fn session_idle_timeout(mut self, timeout: impl IntoDuration) -> Self {
+        self.session_idle_timeout = Some(timeout.into_duration());
         self
     }
 
@@ -793,6 +812,17 @@ impl ConfigBuilder {
         if reuse_grace > Duration::from_secs(60) {
             return Err(cfg("reuse_grace", "must be at most 1 minute"));
         }
+        let session_idle_timeout = match self.session_idle_timeout {
+            None => None,
+            Some(Err(e)) => return Err(cfg("session_idle_timeout", &e)),
+            Some(Ok(t)) if t <= access_ttl || t <= touch_interval => {
+                return Err(cfg(
+                    "session_idle_timeout",
+                    "must be longer than access_ttl and touch_interval",
+                ));
+            }
+            Some(Ok(t)) => Some(t),
+        };
 
         if matches!(&self.issuer, Some(s) if s.trim().is_empty()) {
             return Err(cfg("issuer", "must not be empty"));
@@ -890,6 +920,7 @@ impl ConfigBuilder {
             refresh_ttl,
             reuse_grace,
             touch_interval,
+            session_idle_timeout,
             issuer: self.issuer,
             audience: self.audience,
             password_policy,

@@ -9,7 +9,7 @@ use super::cookies::{CookieWriter, check_origin, is_state_changing, read_cookie}
 use super::{Api, Head};
 use crate::config::CookieConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::service::{ClientInfo, RefreshInput};
+use crate::service::{ClientInfo, RefreshInput, Renewal};
 use crate::tokens::AuthUser;
 
 /// Where the access token of a request came from.
@@ -273,13 +273,22 @@ impl Api {
         }
         let out = match self
             .sentri
-            .refresh(RefreshInput {
+            .silent_refresh(RefreshInput {
                 refresh_token: refresh.to_owned(),
                 client: self.client_info(head),
             })
             .await
         {
-            Ok(out) => out,
+            Ok(Renewal::Rotated(out)) => out,
+            // A parallel request rotated the pair a moment ago; its
+            // response carries the new cookies.
+            Ok(Renewal::Grace(user)) => {
+                return Ok(Authenticated {
+                    user,
+                    source: TokenSource::Cookie,
+                    set_cookies: Vec::new(),
+                });
+            }
             Err(err) if err.is(&ErrorCode::ServiceUnavailable) => return Err(err),
             Err(err) => {
                 tracing::debug!(code = %err.code(), "silent refresh refused");

@@ -8,6 +8,9 @@ mod accounts;
 mod inputs;
 mod sessions;
 
+#[cfg(feature = "http")]
+pub(crate) use sessions::Renewal;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,14 +176,8 @@ impl Sentri {
     /// `TOKEN_EXPIRED`, `SERVICE_UNAVAILABLE` (store down).
     pub async fn verify_access(&self, token: &str) -> Result<AuthUser> {
         let user = self.verify_signature(token)?;
-        if let Some(check) = &self.0.config.revocation_check {
-            match check.is_revoked(user.session_id()).await {
-                Ok(false) => {}
-                Ok(true) => return Err(Error::new(ErrorCode::TokenInvalid)),
-                Err(err) => {
-                    return Err(Error::new(ErrorCode::ServiceUnavailable).with_source(err));
-                }
-            }
+        if self.is_revoked_by_app(user.session_id()).await? {
+            return Err(Error::new(ErrorCode::TokenInvalid));
         }
         match self.0.config.session_check {
             SessionCheck::Stateless => Ok(user),
@@ -235,6 +232,17 @@ impl Sentri {
         }
     }
 
+    /// The application's `is_token_revoked(sid)`, when configured.
+    pub(crate) async fn is_revoked_by_app(&self, sid: SessionId) -> Result<bool> {
+        let Some(check) = &self.0.config.revocation_check else {
+            return Ok(false);
+        };
+        check
+            .is_revoked(sid)
+            .await
+            .map_err(|err| Error::new(ErrorCode::ServiceUnavailable).with_source(err))
+    }
+
     /// Signature, claims and expiry, with the verified-token cache.
     fn verify_signature(&self, token: &str) -> Result<AuthUser> {
         let now = self.0.clock.unix_seconds();
@@ -279,6 +287,16 @@ impl Sentri {
                     .ok_or_else(|| {
                         Error::with_message(ErrorCode::TokenInvalid, "session revoked")
                     })?;
+                // The inactivity timeout, before the touch that would renew it.
+                if self
+                    .idle_since(now)
+                    .is_some_and(|since| found.session.last_active_at < since)
+                {
+                    return Err(Error::with_message(
+                        ErrorCode::TokenInvalid,
+                        "session ended: inactive too long",
+                    ));
+                }
                 if let Some(cache) = &self.0.sessions {
                     cache.insert(sid, found.clone());
                 }

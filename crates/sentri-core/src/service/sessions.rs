@@ -3,13 +3,34 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{Sentri, TokenSubject, to_chrono};
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::fire;
 use crate::model::{Rotation, SessionId, UserId};
 use crate::service::inputs::{AuthOutput, LogoutInput, RefreshInput, SessionInfo};
 use crate::store::Revocation;
-use crate::tokens;
+use crate::tokens::{self, AuthUser};
+
+/// The one message of every refused refresh (already rotated, reused, a
+/// secret never issued, an ended session): the code tells the client what
+/// to do, the reason goes to the logs only.
+const REFRESH_REFUSED: &str = "refresh token invalid";
+
+fn refused() -> Error {
+    Error::with_message(ErrorCode::TokenInvalid, REFRESH_REFUSED)
+}
+
+/// What a silent refresh yields.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+pub(crate) enum Renewal {
+    /// The pair was rotated.
+    Rotated(Box<AuthOutput>),
+    /// The presented token was replaced within the reuse grace: the
+    /// session's user, nothing rotated.
+    Grace(AuthUser),
+}
 
 impl Sentri {
     /// Rotate a refresh token: a new pair, the presented token invalidated
@@ -18,8 +39,12 @@ impl Sentri {
     ///
     /// Of N concurrent refreshes with one token exactly one succeeds. The
     /// token replaced by the last rotation, presented again within the
-    /// reuse grace, is only refused; later, or any older token, is reuse:
-    /// the whole session is revoked and `on_token_reuse` fires.
+    /// reuse grace, is only refused; later, or any older token the session
+    /// issued, is reuse: the whole session is revoked and `on_token_reuse`
+    /// fires. A secret the session never issued is refused and changes
+    /// nothing. With a session inactivity timeout, a session unused for
+    /// longer is refused. Every refusal carries the same message; the
+    /// reason is logged.
     ///
     /// # Errors
     /// `TOKEN_INVALID`, `SERVICE_UNAVAILABLE`.
@@ -42,32 +67,75 @@ impl Sentri {
     /// # Errors
     /// As [`Sentri::refresh`].
     pub async fn default_refresh(&self, input: RefreshInput) -> Result<AuthOutput> {
-        let presented = tokens::parse_refresh(&input.refresh_token)?;
+        match self.renew(&input.refresh_token, false).await? {
+            Renewal::Rotated(out) => Ok(*out),
+            Renewal::Grace(_) => Err(refused()),
+        }
+    }
+
+    /// The silent refresh of `protect` (F-24): rotate as
+    /// [`Sentri::refresh`] does, or, for the token replaced by the last
+    /// rotation presented within the reuse grace (parallel requests that
+    /// all carried the old cookie), the session's user without rotating
+    /// again and without revoking. With a `refresh` override configured,
+    /// the override decides and there is no grace.
+    #[cfg(feature = "http")]
+    pub(crate) async fn silent_refresh(&self, input: RefreshInput) -> Result<Renewal> {
+        if self.0.config.overrides.refresh.is_some() {
+            return self
+                .refresh(input)
+                .await
+                .map(|out| Renewal::Rotated(Box::new(out)));
+        }
+        let renewal = self.renew(&input.refresh_token, true).await?;
+        if let Renewal::Rotated(out) = &renewal {
+            let hook = &self.0.config.hooks.on_refresh;
+            fire("on_refresh", hook, out.user.clone()).await;
+        }
+        Ok(renewal)
+    }
+
+    /// The start of the inactivity window at `now`: a session last active
+    /// before it has ended. `None` without an inactivity timeout.
+    pub(crate) fn idle_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0
+            .config
+            .session_idle_timeout
+            .map(|idle| now - to_chrono(idle))
+    }
+
+    async fn renew(&self, refresh_token: &str, grace_ok: bool) -> Result<Renewal> {
+        let presented = tokens::parse_refresh(refresh_token).map_err(|_| refused())?;
         let sid = presented.sid;
         let next = tokens::mint_refresh(sid);
         let now = self.now();
         let sessions = &self.0.stores.sessions;
+        let grace = to_chrono(self.config().reuse_grace());
         let active = match sessions
-            .rotate_refresh(sid, &presented.hash, &next.hash, now)
+            .rotate_refresh(sid, &presented.hash, &next.hash, now, self.idle_since(now))
             .await?
         {
             Rotation::Rotated(active) => active,
-            Rotation::Stale { rotated_at }
-                if now - rotated_at <= to_chrono(self.config().reuse_grace()) =>
-            {
-                return Err(Error::with_message(
-                    ErrorCode::TokenInvalid,
-                    "refresh token already rotated",
-                ));
+            Rotation::Stale { rotated_at } if now - rotated_at <= grace => {
+                if grace_ok && let Some(user) = self.grace_user(sid, rotated_at, now).await? {
+                    tracing::debug!(session.id = %sid, "refresh token just rotated; request authenticated within the grace");
+                    return Ok(Renewal::Grace(user));
+                }
+                tracing::debug!(session.id = %sid, "refresh refused: token already rotated (within the reuse grace)");
+                return Err(refused());
             }
-            Rotation::Stale { .. } | Rotation::Mismatch => {
+            Rotation::Stale { .. } | Rotation::Reused => {
                 self.revoke_for_reuse(sid).await?;
-                return Err(Error::with_message(
-                    ErrorCode::TokenInvalid,
-                    "refresh token reused; session revoked",
-                ));
+                return Err(refused());
             }
-            Rotation::Missing => return Err(Error::new(ErrorCode::TokenInvalid)),
+            Rotation::Mismatch => {
+                tracing::debug!(session.id = %sid, "refresh refused: a secret this session never issued");
+                return Err(refused());
+            }
+            _ => {
+                tracing::debug!(session.id = %sid, "refresh refused: no live session");
+                return Err(refused());
+            }
         };
         let user = self
             .0
@@ -76,7 +144,7 @@ impl Sentri {
             .find_user(active.session.user_id)
             .await?
             .map(|r| r.user)
-            .ok_or_else(|| Error::new(ErrorCode::TokenInvalid))?;
+            .ok_or_else(refused)?;
         let tokens = self.issue_tokens(
             &TokenSubject {
                 user_id: user.id,
@@ -91,11 +159,36 @@ impl Sentri {
             &next,
             active.session.expires_at,
         )?;
-        Ok(AuthOutput {
+        Ok(Renewal::Rotated(Box::new(AuthOutput {
             tokens,
             user,
             session_id: sid,
-        })
+        })))
+    }
+
+    /// The user of the live session `sid`, for a request that presented
+    /// the refresh token replaced at `rotated_at` within the grace; `None`
+    /// when the session has ended meanwhile (or the application's
+    /// revocation check refuses it).
+    async fn grace_user(
+        &self,
+        sid: SessionId,
+        rotated_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AuthUser>> {
+        let Some(active) = self.0.stores.sessions.find_active_session(sid, now).await? else {
+            return Ok(None);
+        };
+        if self
+            .idle_since(now)
+            .is_some_and(|since| active.session.last_active_at < since)
+            || self.is_revoked_by_app(sid).await?
+        {
+            return Ok(None);
+        }
+        // As long as the access token issued by that rotation.
+        let expires_at = (rotated_at + to_chrono(self.0.config.access_ttl)).timestamp();
+        Ok(Some(AuthUser::from_session(active, expires_at)))
     }
 
     async fn revoke_for_reuse(&self, sid: SessionId) -> Result<()> {
@@ -112,6 +205,12 @@ impl Sentri {
     /// verified access token. Ending a session that is already gone
     /// succeeds. Runs the `logout` override when configured.
     ///
+    /// A refresh token ends its session only if its secret is the
+    /// session's current one (or the one replaced by the last rotation,
+    /// within the reuse grace): knowing a session id is not enough. A
+    /// well-formed token with any other secret changes nothing and gets
+    /// the same answer.
+    ///
     /// # Errors
     /// `TOKEN_INVALID` (malformed refresh token), `SERVICE_UNAVAILABLE`.
     pub async fn logout(&self, input: LogoutInput) -> Result<()> {
@@ -126,11 +225,22 @@ impl Sentri {
     /// # Errors
     /// As [`Sentri::logout`].
     pub async fn default_logout(&self, input: LogoutInput) -> Result<()> {
-        let sid = match input {
-            LogoutInput::Session(sid) => sid,
-            LogoutInput::RefreshToken(token) => tokens::parse_refresh(&token)?.sid,
+        let sessions = &self.0.stores.sessions;
+        let (sid, deleted) = match input {
+            LogoutInput::Session(sid) => (sid, sessions.delete_session(sid).await?),
+            LogoutInput::RefreshToken(token) => {
+                let presented = tokens::parse_refresh(&token).map_err(|_| refused())?;
+                let previous_since = self.now() - to_chrono(self.config().reuse_grace());
+                let deleted = sessions
+                    .delete_session_by_refresh(presented.sid, &presented.hash, previous_since)
+                    .await?;
+                if deleted.is_none() {
+                    tracing::debug!(session.id = %presented.sid, "logout by a refresh token the session does not hold; nothing ended");
+                    return Ok(());
+                }
+                (presented.sid, deleted)
+            }
         };
-        let deleted = self.0.stores.sessions.delete_session(sid).await?;
         self.revoked(Revocation::Session(sid)).await;
         if let Some(session) = deleted {
             fire("on_logout", &self.0.config.hooks.on_logout, session.user_id).await;
@@ -177,8 +287,10 @@ impl Sentri {
             .sessions
             .list_user_sessions(user, self.now())
             .await?;
+        let idle_since = self.idle_since(self.now());
         Ok(sessions
             .into_iter()
+            .filter(|session| idle_since.is_none_or(|since| session.last_active_at >= since))
             .map(|session| SessionInfo {
                 current: Some(session.id) == current,
                 session,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::model::{
     ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, User, UserId,
 };
-use crate::store::{SessionStore, StoreErrorKind, UserStore};
+use crate::store::{ROTATION_HISTORY, SessionStore, StoreErrorKind, UserStore};
 
 use super::{create_user, era_2001, expect_err, now, ok, plus, race, token_hash};
 
@@ -62,7 +62,7 @@ async fn rotate<S: SessionStore + ?Sized>(
     at: DateTime<Utc>,
 ) -> Rotation {
     ok(
-        store.rotate_refresh(id, presented, next, at).await,
+        store.rotate_refresh(id, presented, next, at, None).await,
         "rotate_refresh",
     )
 }
@@ -71,6 +71,7 @@ fn describe(rotation: &Rotation) -> &'static str {
     match rotation {
         Rotation::Rotated(_) => "Rotated",
         Rotation::Stale { .. } => "Stale",
+        Rotation::Reused => "Reused",
         Rotation::Mismatch => "Mismatch",
         Rotation::Missing => "Missing",
     }
@@ -375,8 +376,8 @@ pub async fn rotate_refresh<S: UserStore + SessionStore + ?Sized>(store: Arc<S>)
     assert_eq!(rotated.session.last_active_at, t2);
     expect_rotation(
         &rotate(&*store, new.id, &h0, &token_hash(), plus(at, 121)).await,
-        &Rotation::Mismatch,
-        "after a second rotation the first hash",
+        &Rotation::Reused,
+        "after a second rotation the first hash (issued by this session)",
     );
     expect_rotation(
         &rotate(&*store, new.id, &h1, &token_hash(), plus(at, 121)).await,
@@ -402,6 +403,242 @@ pub async fn rotate_refresh<S: UserStore + SessionStore + ?Sized>(store: Arc<S>)
         rotate(&*store, new.id, &h2, &token_hash(), plus(at, 123)).await,
         "rotate_refresh with the current hash after refused attempts",
     );
+}
+
+/// `rotate_refresh` tells the hashes a session issued from any other: after
+/// `ROTATION_HISTORY + 1` rotations the previous hash is `Stale`, each of
+/// the `ROTATION_HISTORY` before it `Reused`, and a hash the session never
+/// issued (random, or another session's) `Mismatch`. None of these
+/// answers changes anything: the current hash still rotates.
+pub async fn rotate_refresh_remembers_issued_hashes<S: UserStore + SessionStore + ?Sized>(
+    store: Arc<S>,
+) {
+    let at = now();
+    let user = create_user(&*store, &[], at).await;
+    let new = new_session(user.id, at, plus(at, 3600));
+    create(&*store, &new).await;
+    let other = new_session(user.id, at, plus(at, 3600));
+    create(&*store, &other).await;
+
+    // issued[0] is the login's hash; the last one is current.
+    let mut issued = vec![new.refresh_hash];
+    let rotations = ROTATION_HISTORY + 1;
+    for i in 0..rotations {
+        let next = token_hash();
+        expect_rotated(
+            rotate(&*store, new.id, &issued[i], &next, plus(at, 10 + i as i64)).await,
+            "rotate_refresh with the current hash",
+        );
+        issued.push(next);
+    }
+    let current = issued[rotations];
+    let previous = issued[rotations - 1];
+    let t = plus(at, 100);
+    expect_rotation(
+        &rotate(&*store, new.id, &previous, &token_hash(), t).await,
+        &Rotation::Stale {
+            rotated_at: plus(at, 10 + rotations as i64 - 1),
+        },
+        "the hash replaced by the last rotation",
+    );
+    for (age, old) in issued[..rotations - 1].iter().rev().enumerate() {
+        expect_rotation(
+            &rotate(&*store, new.id, old, &token_hash(), t).await,
+            &Rotation::Reused,
+            &format!(
+                "a hash this session issued {} rotations before the previous one (the store must remember ROTATION_HISTORY = {ROTATION_HISTORY})",
+                age + 1
+            ),
+        );
+    }
+    for forged in [token_hash(), other.refresh_hash] {
+        expect_rotation(
+            &rotate(&*store, new.id, &forged, &token_hash(), t).await,
+            &Rotation::Mismatch,
+            "a hash this session never issued (random or another session's)",
+        );
+    }
+    expect_rotated(
+        rotate(&*store, new.id, &current, &token_hash(), plus(at, 101)).await,
+        "after Stale, Reused and Mismatch answers the current hash must still rotate",
+    );
+    expect_rotated(
+        rotate(&*store, other.id, &other.refresh_hash, &token_hash(), t).await,
+        "the other session is untouched",
+    );
+}
+
+/// With `idle_since` (the inactivity timeout) a session last active before
+/// it is not live: `rotate_refresh` is `Missing`, whatever the hash, and
+/// changes nothing; at or after it the rotation goes ahead.
+pub async fn rotate_refresh_idle<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {
+    let at = now();
+    let user = create_user(&*store, &[], at).await;
+    let new = new_session(user.id, at, plus(at, 3600));
+    create(&*store, &new).await;
+    let h1 = token_hash();
+    let t = plus(at, 600);
+    for presented in [new.refresh_hash, token_hash()] {
+        expect_rotation(
+            &ok(
+                store
+                    .rotate_refresh(new.id, &presented, &h1, t, Some(plus(at, 1)))
+                    .await,
+                "rotate_refresh",
+            ),
+            &Rotation::Missing,
+            "rotate_refresh of a session last active before idle_since",
+        );
+    }
+    let found = active(&*store, new.id, t).await.expect("still stored");
+    assert_eq!(
+        found.session.last_active_at, at,
+        "a refused idle rotation must not record activity"
+    );
+    let rotated = expect_rotated(
+        ok(
+            store
+                .rotate_refresh(new.id, &new.refresh_hash, &h1, t, Some(at))
+                .await,
+            "rotate_refresh",
+        ),
+        "rotate_refresh of a session last active exactly at idle_since",
+    );
+    assert_eq!(rotated.session.last_active_at, t);
+    expect_rotation(
+        &ok(
+            store
+                .rotate_refresh(new.id, &new.refresh_hash, &token_hash(), t, Some(at))
+                .await,
+            "rotate_refresh",
+        ),
+        &Rotation::Stale { rotated_at: t },
+        "the replaced hash of a session active since idle_since",
+    );
+}
+
+/// `delete_session_by_refresh` deletes only with the current hash, or the
+/// previous one replaced at or after `previous_since`; a hash the session
+/// never issued, an older one, or another session's leaves it alone and is
+/// `None`.
+pub async fn delete_session_by_refresh<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {
+    let at = now();
+    let user = create_user(&*store, &[], at).await;
+    let by_current = new_session(user.id, at, plus(at, 3600));
+    let by_previous = new_session(user.id, at, plus(at, 3600));
+    let other = new_session(user.id, at, plus(at, 3600));
+    for s in [&by_current, &by_previous, &other] {
+        create(&*store, s).await;
+    }
+    let delete = |id: SessionId, hash: TokenHash, since: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            ok(
+                store.delete_session_by_refresh(id, &hash, since).await,
+                "delete_session_by_refresh",
+            )
+        }
+    };
+
+    // Two rotations: h0 is history, h1 previous (rotated at +20), h2 current.
+    let (h0, h1, h2) = (by_current.refresh_hash, token_hash(), token_hash());
+    expect_rotated(
+        rotate(&*store, by_current.id, &h0, &h1, plus(at, 10)).await,
+        "rotate",
+    );
+    expect_rotated(
+        rotate(&*store, by_current.id, &h1, &h2, plus(at, 20)).await,
+        "rotate",
+    );
+    for (hash, since, what) in [
+        (token_hash(), at, "a hash the session never issued"),
+        (other.refresh_hash, at, "another session's hash"),
+        (h0, at, "a hash older than the previous one"),
+        (
+            h1,
+            plus(at, 21),
+            "the previous hash replaced before previous_since",
+        ),
+    ] {
+        assert!(
+            delete(by_current.id, hash, since).await.is_none(),
+            "delete_session_by_refresh with {what} must delete nothing"
+        );
+        assert!(
+            active(&*store, by_current.id, plus(at, 30)).await.is_some(),
+            "delete_session_by_refresh with {what} must leave the session"
+        );
+    }
+    assert!(
+        delete(SessionId::new(), token_hash(), at).await.is_none(),
+        "an unknown session is None"
+    );
+    let mut session = expected(&by_current);
+    session.last_active_at = plus(at, 20);
+    assert_eq!(
+        delete(by_current.id, h2, plus(at, 30)).await,
+        Some(session),
+        "the current hash deletes the session and returns it"
+    );
+    assert!(active(&*store, by_current.id, plus(at, 30)).await.is_none());
+    assert!(
+        delete(by_current.id, h2, plus(at, 30)).await.is_none(),
+        "a deleted session is None"
+    );
+
+    let next = token_hash();
+    expect_rotated(
+        rotate(
+            &*store,
+            by_previous.id,
+            &by_previous.refresh_hash,
+            &next,
+            plus(at, 10),
+        )
+        .await,
+        "rotate",
+    );
+    assert!(
+        delete(by_previous.id, by_previous.refresh_hash, plus(at, 10))
+            .await
+            .is_some(),
+        "the previous hash replaced at previous_since deletes the session"
+    );
+    assert!(
+        active(&*store, by_previous.id, plus(at, 11))
+            .await
+            .is_none()
+    );
+    assert!(
+        active(&*store, other.id, plus(at, 11)).await.is_some(),
+        "other sessions are untouched"
+    );
+}
+
+/// 16 concurrent `delete_session_by_refresh` with the current hash: exactly
+/// one returns the session.
+pub async fn concurrent_delete_session_by_refresh<S: UserStore + SessionStore + ?Sized>(
+    store: Arc<S>,
+) {
+    let at = now();
+    let user = create_user(&*store, &[], at).await;
+    let new = new_session(user.id, at, plus(at, 3600));
+    create(&*store, &new).await;
+    let (id, hash) = (new.id, new.refresh_hash);
+    let results = race(&store, 16, |store, _| async move {
+        store.delete_session_by_refresh(id, &hash, at).await
+    })
+    .await;
+    let deleted = results
+        .into_iter()
+        .map(|r| ok(r, "concurrent delete_session_by_refresh"))
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(
+        deleted, 1,
+        "of 16 concurrent delete_session_by_refresh exactly one must return the session"
+    );
+    assert!(active(&*store, id, at).await.is_none());
 }
 
 /// `rotate_refresh` of an unknown, deleted or expired session is `Missing`,
@@ -878,7 +1115,7 @@ pub async fn concurrent_rotate_refresh<S: UserStore + SessionStore + ?Sized>(sto
     let t1 = plus(at, 5);
     let results = race(&store, 16, |store, _| async move {
         let next = token_hash();
-        let rotation = store.rotate_refresh(id, &presented, &next, t1).await;
+        let rotation = store.rotate_refresh(id, &presented, &next, t1, None).await;
         (next, rotation)
     })
     .await;

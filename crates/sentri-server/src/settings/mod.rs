@@ -84,6 +84,8 @@ pub enum Key {
     RefreshTtl,
     /// `SENTRI_REUSE_GRACE`: refresh reuse grace.
     ReuseGrace,
+    /// `SENTRI_SESSION_IDLE_TIMEOUT`: end sessions unused for longer.
+    SessionIdleTimeout,
     /// `SENTRI_COOKIES`: cookie transport, `off|refresh|both`.
     Cookies,
     /// `SENTRI_COOKIE_SECURE`: the `Secure` cookie attribute.
@@ -113,7 +115,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 32] = [
+    pub const ALL: [Key; 33] = [
         Key::Bind,
         Key::HeaderReadTimeout,
         Key::BodyReadTimeout,
@@ -135,6 +137,7 @@ impl Key {
         Key::AccessTtl,
         Key::RefreshTtl,
         Key::ReuseGrace,
+        Key::SessionIdleTimeout,
         Key::Cookies,
         Key::CookieSecure,
         Key::CookieSameSite,
@@ -172,6 +175,7 @@ impl Key {
             Key::AccessTtl => "access_ttl",
             Key::RefreshTtl => "refresh_ttl",
             Key::ReuseGrace => "reuse_grace",
+            Key::SessionIdleTimeout => "session_idle_timeout",
             Key::Cookies => "cookies",
             Key::CookieSecure => "cookie_secure",
             Key::CookieSameSite => "cookie_samesite",
@@ -210,6 +214,7 @@ impl Key {
             Key::AccessTtl => "SENTRI_ACCESS_TTL",
             Key::RefreshTtl => "SENTRI_REFRESH_TTL",
             Key::ReuseGrace => "SENTRI_REUSE_GRACE",
+            Key::SessionIdleTimeout => "SENTRI_SESSION_IDLE_TIMEOUT",
             Key::Cookies => "SENTRI_COOKIES",
             Key::CookieSecure => "SENTRI_COOKIE_SECURE",
             Key::CookieSameSite => "SENTRI_COOKIE_SAMESITE",
@@ -410,6 +415,8 @@ pub struct Settings {
     pub refresh_ttl: Option<Duration>,
     /// Reuse grace (`None`: 2s).
     pub reuse_grace: Option<Duration>,
+    /// Inactivity timeout of sessions (`None`, the default, or `off`: none).
+    pub session_idle_timeout: Option<Duration>,
     /// Cookie transport.
     pub cookies: CookieMode,
     /// The `Secure` attribute on cookies (default `true`).
@@ -770,6 +777,10 @@ impl Settings {
             access_ttl: duration(Key::AccessTtl)?,
             refresh_ttl: duration(Key::RefreshTtl)?,
             reuse_grace: duration(Key::ReuseGrace)?,
+            session_idle_timeout: match raw.get(Key::SessionIdleTimeout).map(str::trim) {
+                None | Some("off") => None,
+                Some(_) => duration(Key::SessionIdleTimeout)?,
+            },
             cookies,
             cookie_secure,
             cookie_same_site,
@@ -847,6 +858,9 @@ impl Settings {
         if let Some(grace) = self.reuse_grace {
             builder = builder.reuse_grace(grace);
         }
+        if let Some(idle) = self.session_idle_timeout {
+            builder = builder.session_idle_timeout(idle);
+        }
         builder = builder.session_check(self.session_check);
         if let Some(max) = self.login_max_failures {
             builder = builder.throttle(ThrottleConfig {
@@ -888,6 +902,7 @@ impl Settings {
                 "access_ttl" => Some(Key::AccessTtl),
                 "refresh_ttl" => Some(Key::RefreshTtl),
                 "reuse_grace" => Some(Key::ReuseGrace),
+                "session_idle_timeout" => Some(Key::SessionIdleTimeout),
                 "session_check" => Some(Key::SessionCheck),
                 "api_key" => Some(Key::ApiKey),
                 "issuer" => Some(Key::Issuer),

@@ -485,3 +485,29 @@ fn idempotency_lock_ttl_reaches_the_library() {
         Duration::from_secs(120)
     );
 }
+
+#[test]
+fn the_session_idle_timeout_is_off_by_default_and_validated() {
+    assert_eq!(
+        load(&[])
+            .unwrap()
+            .core_config()
+            .unwrap()
+            .session_idle_timeout(),
+        None
+    );
+    let off = load(&[("SENTRI_SESSION_IDLE_TIMEOUT", "off")]).unwrap();
+    assert_eq!(off.core_config().unwrap().session_idle_timeout(), None);
+    let on = load(&[("SENTRI_SESSION_IDLE_TIMEOUT", "2h")]).unwrap();
+    assert_eq!(
+        on.core_config().unwrap().session_idle_timeout(),
+        Some(Duration::from_secs(7200))
+    );
+    for bad in ["soon", "10m", "-1"] {
+        assert_eq!(
+            err_name(&[("SENTRI_SESSION_IDLE_TIMEOUT", bad)]),
+            "SENTRI_SESSION_IDLE_TIMEOUT",
+            "{bad}"
+        );
+    }
+}
