@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig, parse_duration};
+use sentri_core::password::PasswordPolicy;
 use sentri_core::{Algorithm, Config, SessionCheck};
 use zeroize::Zeroizing;
 
@@ -66,6 +67,12 @@ pub enum Key {
     CookieSecure,
     /// `SENTRI_LOGIN_MAX_FAILURES`: failed logins per identifier in 15 min.
     LoginMaxFailures,
+    /// `SENTRI_REGISTER_MAX_PER_HOUR`: self-registrations per client address
+    /// in an hour.
+    RegisterMaxPerHour,
+    /// `SENTRI_HASH_MAX_WAIT`: the longest a request waits for a password
+    /// hashing slot.
+    HashMaxWait,
     /// `SENTRI_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
     TrustedProxies,
     /// `SENTRI_LOG`: the tracing filter.
@@ -76,7 +83,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 21] = [
         Key::Bind,
         Key::DatabaseUrl,
         Key::RedisUrl,
@@ -93,6 +100,8 @@ impl Key {
         Key::Cookies,
         Key::CookieSecure,
         Key::LoginMaxFailures,
+        Key::RegisterMaxPerHour,
+        Key::HashMaxWait,
         Key::TrustedProxies,
         Key::Log,
         Key::Framework,
@@ -117,6 +126,8 @@ impl Key {
             Key::Cookies => "cookies",
             Key::CookieSecure => "cookie_secure",
             Key::LoginMaxFailures => "login_max_failures",
+            Key::RegisterMaxPerHour => "register_max_per_hour",
+            Key::HashMaxWait => "hash_max_wait",
             Key::TrustedProxies => "trusted_proxies",
             Key::Log => "log",
             Key::Framework => "framework",
@@ -142,6 +153,8 @@ impl Key {
             Key::Cookies => "SENTRI_COOKIES",
             Key::CookieSecure => "SENTRI_COOKIE_SECURE",
             Key::LoginMaxFailures => "SENTRI_LOGIN_MAX_FAILURES",
+            Key::RegisterMaxPerHour => "SENTRI_REGISTER_MAX_PER_HOUR",
+            Key::HashMaxWait => "SENTRI_HASH_MAX_WAIT",
             Key::TrustedProxies => "SENTRI_TRUSTED_PROXIES",
             Key::Log => "SENTRI_LOG",
             Key::Framework => "SENTRI_FRAMEWORK",
@@ -330,6 +343,11 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// Failed logins per identifier before throttling (`None`: 10).
     pub login_max_failures: Option<u32>,
+    /// Self-registrations per client address in an hour (`None`: 10; `0`
+    /// turns the limit off).
+    pub register_max_per_hour: Option<u32>,
+    /// The longest wait for a password hashing slot (`None`: 5s).
+    pub hash_max_wait: Option<Duration>,
     /// Proxies whose `X-Forwarded-For` header is believed (default none:
     /// the socket peer is the client).
     pub trusted_proxies: Vec<IpAddr>,
@@ -551,6 +569,18 @@ impl Settings {
                 )
             })?),
         };
+        let register_max_per_hour = match raw.get(Key::RegisterMaxPerHour) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
+                raw.err(
+                    Key::RegisterMaxPerHour,
+                    format!(
+                        "{:?} is not a whole number (0 turns the limit off)",
+                        v.trim()
+                    ),
+                )
+            })?),
+        };
         let mut trusted_proxies = Vec::new();
         for item in raw.get(Key::TrustedProxies).unwrap_or("").split(',') {
             let item = item.trim();
@@ -587,6 +617,8 @@ impl Settings {
             cookies,
             cookie_secure,
             login_max_failures,
+            register_max_per_hour,
+            hash_max_wait: duration(Key::HashMaxWait)?,
             trusted_proxies,
             log,
             framework,
@@ -633,11 +665,21 @@ impl Settings {
             builder = builder.reuse_grace(grace);
         }
         builder = builder.session_check(self.session_check);
-        if let Some(max) = self.login_max_failures {
+        if self.login_max_failures.is_some() || self.register_max_per_hour.is_some() {
+            let defaults = ThrottleConfig::default();
             builder = builder.throttle(ThrottleConfig {
-                max_failures_per_identifier: max,
-                ..ThrottleConfig::default()
+                max_failures_per_identifier: self
+                    .login_max_failures
+                    .unwrap_or(defaults.max_failures_per_identifier),
+                max_registrations_per_ip: self
+                    .register_max_per_hour
+                    .unwrap_or(defaults.max_registrations_per_ip),
+                registration_window: Duration::from_secs(60 * 60),
+                ..defaults
             });
+        }
+        if let Some(wait) = self.hash_max_wait {
+            builder = builder.password_policy(PasswordPolicy::default().max_wait(wait));
         }
         builder = builder.trusted_proxies(self.trusted_proxies.iter().copied());
         builder = builder.cookies(CookieConfig {
@@ -666,6 +708,7 @@ impl Settings {
                 "refresh_ttl" => Some(Key::RefreshTtl),
                 "reuse_grace" => Some(Key::ReuseGrace),
                 "session_check" => Some(Key::SessionCheck),
+                "password.max_wait" => Some(Key::HashMaxWait),
                 "api_key" => Some(Key::ApiKey),
                 "cookies.secure" | "cookies.same_site" => Some(Key::CookieSecure),
                 f if f.starts_with("cookies") => Some(Key::Cookies),
