@@ -8,8 +8,8 @@
 //! commonly holds a whole /64), in a sliding window.
 //!
 //! A login *reserves* its attempt before the password is checked: one
-//! atomic [`ThrottleStore::reserve`] per counter (identifier, address, run
-//! at once) both counts the attempt and says whether it is within the
+//! atomic [`ThrottleStore::reserve`] per counter (the address's, then the
+//! identifier's) both counts the attempt and says whether it is within the
 //! limit. So N concurrent guesses at the limit cannot overshoot it: at most
 //! `max_failures_per_identifier` of them ever reach the password check in a
 //! window, on every store and across every instance sharing it. Over the
@@ -32,8 +32,8 @@
 //! a burst of guesses for one account is checked one after the other and
 //! a success clears the count before the next guess is checked.
 //!
-//! A refused login costs the two reservations and the user lookup (run at
-//! once, one round trip), never a password check.
+//! A refused login costs at most the two reservations (while the user is
+//! looked up), never a password check.
 //!
 //! # Registrations
 //!
@@ -162,44 +162,46 @@ impl LoginThrottle<'_> {
     }
 
     /// Reserve a login attempt for `identifier` (its normalised key) from
-    /// `ip`, before the password is checked. Both counters are reserved at
-    /// once (one round trip to a remote store); when either refuses, the
-    /// other's reservation is refunded.
+    /// `ip`, before the password is checked: the address first, then the
+    /// identifier; when the identifier refuses, the address's reservation
+    /// is refunded.
+    ///
+    /// One after the other, so that a guess refused for its identifier
+    /// never holds a place in the identifier's count (and one refused for
+    /// its address never touches the identifier's): the identifier's limit
+    /// is exact under any concurrency, and the address's is never exceeded.
     ///
     /// # Errors
     /// `RATE_LIMITED` with retry-after; `SERVICE_UNAVAILABLE` when the
     /// counter store is down (fail closed: never an unthrottled login).
     pub async fn reserve(&self, identifier: &str, ip: Option<IpAddr>) -> Result<LoginAttempt> {
         let c = self.config;
-        let id_key = (c.max_failures_per_identifier > 0).then(|| identifier_key(identifier));
         let ip_key = ip.filter(|_| c.max_failures_per_ip > 0).map(ip_key);
-        let (by_id, by_ip) = futures_util::future::join(
-            self.reserve_key(id_key, c.window, c.max_failures_per_identifier),
-            self.reserve_key(ip_key, c.window, c.max_failures_per_ip),
-        )
-        .await;
-        let mut wait = Duration::ZERO;
-        let mut failed = None;
-        let mut attempt = LoginAttempt::default();
-        for (outcome, slot) in [
-            (by_id, &mut attempt.identifier),
-            (by_ip, &mut attempt.address),
-        ] {
-            match outcome {
-                Ok(Ok(held)) => *slot = held,
-                Ok(Err(left)) => wait = wait.max(left),
-                Err(err) => failed = Some(err),
+        let address = match self
+            .reserve_key(ip_key, c.window, c.max_failures_per_ip)
+            .await?
+        {
+            Ok(held) => held,
+            Err(wait) => return Err(Error::rate_limited(wait)),
+        };
+        let id_key = (c.max_failures_per_identifier > 0).then(|| identifier_key(identifier));
+        let by_id = self
+            .reserve_key(id_key, c.window, c.max_failures_per_identifier)
+            .await;
+        match by_id {
+            Ok(Ok(identifier)) => Ok(LoginAttempt {
+                identifier,
+                address,
+            }),
+            Ok(Err(wait)) => {
+                self.refund_held(address).await;
+                Err(Error::rate_limited(wait))
+            }
+            Err(err) => {
+                self.refund_held(address).await;
+                Err(err)
             }
         }
-        if let Some(err) = failed {
-            self.refund(attempt).await;
-            return Err(err);
-        }
-        if !wait.is_zero() {
-            self.refund(attempt).await;
-            return Err(Error::rate_limited(wait));
-        }
-        Ok(attempt)
     }
 
     /// Settle a login's reservations by its outcome (see the module docs):
@@ -374,7 +376,12 @@ impl LoginTurns {
     /// within `max_wait`.
     pub async fn turn(&self, identifier: &str, max_wait: Duration) -> Result<Turn<'_>> {
         let digest = identifier_digest(identifier);
-        let lock = self.shard(&digest).lock().entry(digest).or_default().clone();
+        let lock = self
+            .shard(&digest)
+            .lock()
+            .entry(digest)
+            .or_default()
+            .clone();
         let place = Place {
             turns: self,
             digest,
@@ -433,7 +440,9 @@ impl Sentri {
             loop {
                 tick.tick().await;
                 match sentri.purge_expired_throttle().await {
-                    Ok(n) if n > 0 => tracing::debug!(purged = n, "expired throttle attempts purged"),
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(purged = n, "expired throttle attempts purged")
+                    }
                     Ok(_) => {}
                     Err(err) => {
                         tracing::warn!(error = %err, "purging expired throttle attempts failed");
@@ -496,8 +505,16 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 1, "two checks of one identifier ran at once");
-        assert_eq!(turns.len(), 0, "entries are removed when the last one leaves");
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            1,
+            "two checks of one identifier ran at once"
+        );
+        assert_eq!(
+            turns.len(),
+            0,
+            "entries are removed when the last one leaves"
+        );
     }
 
     #[tokio::test]

@@ -416,7 +416,11 @@ async fn self_registration_is_limited_per_address() {
             StatusCode::TOO_MANY_REQUESTS => {
                 limited += 1;
                 assert_eq!(json_of(&res)["code"], "RATE_LIMITED");
-                let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                let retry: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!((1..=3600).contains(&retry), "{retry}");
             }
             other => panic!("unexpected {other}"),
@@ -425,13 +429,21 @@ async fn self_registration_is_limited_per_address() {
     assert_eq!((created, limited), (10, 20));
     // Another address still may; an IPv6 client counts by its /64.
     let res = api
-        .register(&register_from("other@example.com", PASSWORD, "192.0.2.51:1"))
+        .register(&register_from(
+            "other@example.com",
+            PASSWORD,
+            "192.0.2.51:1",
+        ))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // After the hour, the address may register again.
     clock.advance(Duration::from_secs(3601));
     let res = api
-        .register(&register_from("later@example.com", PASSWORD, "192.0.2.50:1"))
+        .register(&register_from(
+            "later@example.com",
+            PASSWORD,
+            "192.0.2.50:1",
+        ))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
@@ -439,14 +451,12 @@ async fn self_registration_is_limited_per_address() {
 /// A back end registering with the configured API key is not limited.
 #[tokio::test]
 async fn registration_with_the_api_key_is_not_limited() {
-    let (api, _clock) = api_with(
-        base()
-            .api_key("registration-api-key-123")
-            .throttle(sentri_core::config::ThrottleConfig {
-                max_registrations_per_ip: 2,
-                ..Default::default()
-            }),
-    )
+    let (api, _clock) = api_with(base().api_key("registration-api-key-123").throttle(
+        sentri_core::config::ThrottleConfig {
+            max_registrations_per_ip: 2,
+            ..Default::default()
+        },
+    ))
     .await;
     for i in 0..5 {
         let req = register_from(&format!("k{i}@example.com"), PASSWORD, "192.0.2.60:1")

@@ -70,7 +70,10 @@ async fn burst(sentri: &Sentri, inputs: Vec<LoginInput>) -> Vec<Result<(), Error
 }
 
 fn count(results: &[Result<(), ErrorCode>], code: ErrorCode) -> usize {
-    results.iter().filter(|r| r.as_ref().err() == Some(&code)).count()
+    results
+        .iter()
+        .filter(|r| r.as_ref().err() == Some(&code))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -283,12 +286,19 @@ async fn a_busy_hasher_refunds_the_attempt() {
     let busy = count(&results, ErrorCode::ServiceUnavailable);
     let failed = count(&results, ErrorCode::InvalidCredentials);
     assert_eq!(busy + failed, 40, "{results:?}");
-    assert!(busy > 0, "40 logins on one slot with a 1 ms wait: some are busy");
+    assert!(
+        busy > 0,
+        "40 logins on one slot with a 1 ms wait: some are busy"
+    );
     // Exactly the concluded failures count toward the address.
     for i in 0..40 - failed {
         let err = env
             .sentri
-            .login(from(&format!("y{i}@example.com"), "wrong password", "192.0.2.77"))
+            .login(from(
+                &format!("y{i}@example.com"),
+                "wrong password",
+                "192.0.2.77",
+            ))
             .await
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidCredentials, "attempt {i}");

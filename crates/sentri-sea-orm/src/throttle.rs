@@ -5,8 +5,9 @@
 //! A reservation is one transaction on every backend, serialised per key
 //! by the key's row in `sentri_throttle_keys`:
 //!
-//! 1. `INSERT … ON CONFLICT (key) DO UPDATE` (`ON DUPLICATE KEY UPDATE` on
-//!    MySQL) of the key's row. Inserting or updating it takes its row lock
+//! 1. `INSERT … ON CONFLICT (key) DO UPDATE SET expires_at = …` (`ON
+//!    DUPLICATE KEY UPDATE` on MySQL) of the key's row (its `expires_at`
+//!    only tells the purge when the lock row may go). Inserting or updating it takes its row lock
 //!    (PostgreSQL, InnoDB) until the transaction ends, so concurrent
 //!    reservations of one key run one after the other; on SQLite the
 //!    transaction is `BEGIN IMMEDIATE`, which holds the database's write
@@ -29,10 +30,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use sentri_core::store::{AttemptId, Reservation, StoreResult, ThrottleStore};
 use uuid::Uuid;
@@ -81,7 +82,7 @@ impl ThrottleStore for SeaOrmStore {
             })
             .on_conflict(
                 OnConflict::column(throttle_key::Column::Key)
-                    .update_column(throttle_key::Column::Key)
+                    .update_column(throttle_key::Column::ExpiresAt)
                     .to_owned(),
             )
             .exec_without_returning(&txn)
@@ -126,13 +127,6 @@ impl ThrottleStore for SeaOrmStore {
             throttle::Entity::delete_many()
                 .filter(throttle::Column::Key.eq(key))
                 .filter(throttle::Column::At.lte(start))
-                .exec(&txn)
-                .await
-                .map_err(map_db_err)?;
-            throttle_key::Entity::update_many()
-                .col_expr(throttle_key::Column::ExpiresAt, Expr::value(expires))
-                .filter(throttle_key::Column::Key.eq(key))
-                .filter(throttle_key::Column::ExpiresAt.lt(expires))
                 .exec(&txn)
                 .await
                 .map_err(map_db_err)?;

@@ -569,7 +569,9 @@ async fn concurrency_allows_parallel_work_up_to_the_limit() {
 
 /// Holds the first blocking task that enters until the returned sender
 /// sends (or is dropped); later ones run freely.
-fn hold_first(passwords: &Passwords) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+fn hold_first(
+    passwords: &Passwords,
+) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
     let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let first = std::sync::atomic::AtomicBool::new(true);
@@ -603,7 +605,10 @@ async fn the_wait_for_a_slot_is_bounded() {
         .expect("the first hash started");
     // The only slot is taken: every kind of call gives up after max_wait.
     let hash = passwords.hash(PW).await.unwrap_err();
-    let verify = passwords.verify(PW, &hash_of(BCRYPTJS_2A)).await.unwrap_err();
+    let verify = passwords
+        .verify(PW, &hash_of(BCRYPTJS_2A))
+        .await
+        .unwrap_err();
     let dummy = passwords.verify_dummy(PW).await.unwrap_err();
     for err in [hash, verify, dummy] {
         assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
@@ -642,7 +647,10 @@ async fn new_hashes_leave_slots_to_verifications() {
     assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
     // ...which a verification (a login) still gets.
     assert_eq!(
-        passwords.verify("wrong", &hash_of(BCRYPTJS_2A)).await.unwrap(),
+        passwords
+            .verify("wrong", &hash_of(BCRYPTJS_2A))
+            .await
+            .unwrap(),
         Verified::Invalid
     );
     release.send(()).unwrap();
@@ -657,10 +665,19 @@ fn hash_share_and_wait_are_validated() {
     assert_eq!(policy.clone().max_concurrent(1).hash_slots(), 1);
     assert_eq!(policy.clone().max_concurrent(5).hash_slots(), 3);
     for (bad, field) in [
-        (policy.clone().max_concurrent_hashes(0), "password.max_concurrent_hashes"),
-        (policy.clone().max_concurrent_hashes(5), "password.max_concurrent_hashes"),
+        (
+            policy.clone().max_concurrent_hashes(0),
+            "password.max_concurrent_hashes",
+        ),
+        (
+            policy.clone().max_concurrent_hashes(5),
+            "password.max_concurrent_hashes",
+        ),
         (policy.clone().max_wait(Duration::ZERO), "password.max_wait"),
-        (policy.clone().max_wait(Duration::from_secs(601)), "password.max_wait"),
+        (
+            policy.clone().max_wait(Duration::from_secs(601)),
+            "password.max_wait",
+        ),
     ] {
         let err = bad.validate().unwrap_err();
         assert!(err.message().starts_with(field), "{}", err.message());

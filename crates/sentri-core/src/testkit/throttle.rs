@@ -296,10 +296,7 @@ pub async fn refund_forgets_one_attempt<S: ThrottleStore + ?Sized>(store: Arc<S>
     let k = key();
     let at = now();
     let first = admitted(reserve(&*store, &k, at, WINDOW, 2).await, "first");
-    let _second = admitted(
-        reserve(&*store, &k, plus(at, 1), WINDOW, 2).await,
-        "second",
-    );
+    let _second = admitted(reserve(&*store, &k, plus(at, 1), WINDOW, 2).await, "second");
     assert!(matches!(
         reserve(&*store, &k, plus(at, 2), WINDOW, 2).await,
         Reservation::Refused { .. }
@@ -315,7 +312,10 @@ pub async fn refund_forgets_one_attempt<S: ThrottleStore + ?Sized>(store: Arc<S>
         "a refund makes room for one more",
     );
     ok(store.refund(&k, &first).await, "refund twice");
-    ok(store.refund(&key(), &first).await, "refund under an unknown key");
+    ok(
+        store.refund(&key(), &first).await,
+        "refund under an unknown key",
+    );
     assert_eq!(
         recent(&*store, &k, plus(at, 5), WINDOW).await,
         vec![plus(at, 1), plus(at, 4)],
@@ -331,9 +331,7 @@ pub async fn refund_forgets_one_attempt<S: ThrottleStore + ?Sized>(store: Arc<S>
 /// Of 24 concurrent reservations of one key with a limit of 5, exactly 5
 /// are admitted (count and record are one atomic operation): the
 /// login-guessing race of F-27.
-pub async fn concurrent_reserve_admits_at_most_the_limit<S: ThrottleStore + ?Sized>(
-    store: Arc<S>,
-) {
+pub async fn concurrent_reserve_admits_at_most_the_limit<S: ThrottleStore + ?Sized>(store: Arc<S>) {
     let k = key();
     let at = now();
     let results = race(&store, 24, |store, _| {
