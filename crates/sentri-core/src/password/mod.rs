@@ -49,7 +49,9 @@
 //! // Production code uses `PasswordPolicy::default()` (m=19456, t=2, p=1);
 //! // small parameters keep this example fast.
 //! let passwords = Passwords::new(PasswordPolicy::argon2id(1024, 1, 1))?;
+//! // Hashing needs tokio's blocking pool and timer (for `max_wait`).
 //! let rt = tokio::runtime::Builder::new_current_thread()
+//!     .enable_time()
 //!     .build()
 //!     .map_err(sentri_core::Error::internal)?;
 //!
@@ -254,7 +256,8 @@ impl PasswordPolicy {
     /// The longest a hash or verification waits for a free slot before it
     /// fails with `SERVICE_UNAVAILABLE` (with a `Retry-After` of this
     /// duration, rounded up to a second). Default 5 s; between 1 ms and
-    /// 10 min.
+    /// 10 min. The bound uses tokio's timer: the runtime must have time
+    /// enabled (`#[tokio::main]` and `enable_all()` do).
     #[must_use]
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = wait;
