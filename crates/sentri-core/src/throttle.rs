@@ -300,8 +300,11 @@ impl LoginThrottle<'_> {
 /// last one out removes it (also when a waiter is cancelled), so the map is
 /// bounded by the logins in flight.
 pub struct LoginTurns {
-    shards: Box<[parking_lot::Mutex<HashMap<[u8; 16], Arc<tokio::sync::Mutex<()>>>>]>,
+    shards: Box<[Shard]>,
 }
+
+/// One shard of [`LoginTurns`]: identifier digest → its lock.
+type Shard = parking_lot::Mutex<HashMap<[u8; 16], Arc<tokio::sync::Mutex<()>>>>;
 
 const TURN_SHARDS: usize = 64;
 
@@ -361,10 +364,7 @@ impl std::fmt::Debug for Turn<'_> {
 }
 
 impl LoginTurns {
-    fn shard(
-        &self,
-        digest: &[u8; 16],
-    ) -> &parking_lot::Mutex<HashMap<[u8; 16], Arc<tokio::sync::Mutex<()>>>> {
+    fn shard(&self, digest: &[u8; 16]) -> &Shard {
         &self.shards[usize::from(digest[0]) % self.shards.len()]
     }
 
