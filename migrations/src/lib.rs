@@ -13,7 +13,8 @@
 //! | `sentri_sessions` | login sessions, refresh hashes | `id` (pk), `(user_id, created_at)`, `expires_at` |
 //! | `sentri_keys` | persisted signing keys | `kid` (pk), `active_algorithm` (unique), `retired_at` |
 //! | `sentri_idempotency` | idempotency locks (with their lease) and stored responses | `key` (pk), `expires_at` |
-//! | `sentri_throttle` | failed attempts | `id` (pk), `(key, at)` |
+//! | `sentri_throttle` | failed attempts | `id` (pk), `(key, at)`, `expires_at` |
+//! | `sentri_throttle_keys` | one lock row per throttled key (atomic reservations) | `key` (pk), `expires_at` |
 //!
 //! # Example
 //!
@@ -47,6 +48,7 @@ mod m20261124_000003_create_sessions;
 mod m20261124_000004_create_keys;
 mod m20261124_000005_create_idempotency;
 mod m20261124_000006_create_throttle;
+mod m20261203_000010_throttle_reservations;
 mod m20261203_000020_add_idempotency_lease;
 mod m20261203_000030_add_session_refresh_history;
 pub mod schema;
@@ -65,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_keys::Migration),
             Box::new(m20261124_000005_create_idempotency::Migration),
             Box::new(m20261124_000006_create_throttle::Migration),
+            Box::new(m20261203_000010_throttle_reservations::Migration),
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
             Box::new(m20261203_000030_add_session_refresh_history::Migration),
         ]

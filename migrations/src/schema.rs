@@ -139,6 +139,22 @@ pub enum Throttle {
     Key,
     /// When the failure happened.
     At,
+    /// When no window counts the attempt any more (`at + window`);
+    /// `NULL` for rows written before `m20261203_000010`.
+    ExpiresAt,
+}
+
+/// `sentri_throttle_keys`: one row per throttled key, locked by a
+/// reservation so that counting and recording are atomic.
+#[derive(DeriveIden, Clone, Copy, Debug)]
+pub enum ThrottleKeys {
+    /// The table.
+    #[sea_orm(iden = "sentri_throttle_keys")]
+    Table,
+    /// The throttled key, primary key.
+    Key,
+    /// When the key's last counted attempt leaves its window.
+    ExpiresAt,
 }
 
 /// A timestamp column: `timestamp with time zone` on PostgreSQL,

@@ -400,7 +400,12 @@ async fn sixteen_concurrent_refreshes_of_one_token_one_wins() {
 
 #[tokio::test]
 async fn sixteen_concurrent_registrations_of_one_identifier_one_wins() {
-    let env = env().await;
+    // More registrations from one address than the default hourly limit.
+    let env = env_with(base().throttle(sentri_core::config::ThrottleConfig {
+        max_registrations_per_ip: 100,
+        ..Default::default()
+    }))
+    .await;
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let app = env.app.clone();

@@ -228,6 +228,14 @@ impl Error {
         err
     }
 
+    /// Attach a `Retry-After` (e.g. to `SERVICE_UNAVAILABLE` when a queue
+    /// is full).
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.0.retry_after = Some(retry_after);
+        self
+    }
+
     /// A generic 500 whose cause is kept for logs only.
     pub fn internal(source: impl Into<BoxError>) -> Self {
         Self::new(ErrorCode::InternalError).with_source(source)
@@ -265,7 +273,8 @@ impl Error {
         &self.0.message
     }
 
-    /// For `RATE_LIMITED`: how long until a retry may succeed.
+    /// For `RATE_LIMITED` (and a busy `SERVICE_UNAVAILABLE`): how long until
+    /// a retry may succeed.
     pub fn retry_after(&self) -> Option<Duration> {
         self.0.retry_after
     }

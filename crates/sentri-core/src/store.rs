@@ -374,11 +374,86 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     async fn purge_expired_idempotency(&self) -> StoreResult<u64>;
 }
 
-/// Counters of failed attempts in a sliding window (F-27).
+/// Names one counted attempt, for [`ThrottleStore::refund`]. Made by the
+/// store (a row id, a sorted-set member, a counter); opaque to callers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttemptId(String);
+
+impl AttemptId {
+    /// Wrap a store's own name for an attempt.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The store's name for the attempt.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The outcome of [`ThrottleStore::reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reservation {
+    /// Fewer than `limit` attempts were counted in the window: this one is
+    /// now counted too, at `now`, under `id`.
+    Admitted {
+        /// The attempt, for [`ThrottleStore::refund`].
+        id: AttemptId,
+    },
+    /// `limit` or more attempts are counted in the window: nothing was
+    /// recorded.
+    Refused {
+        /// When the attempt that must leave the window for one more to fit
+        /// does leave it (its time plus `window`): the earliest time a
+        /// retry can be admitted.
+        retry_at: DateTime<Utc>,
+    },
+}
+
+/// Counters of attempts (failed logins, registrations) in a sliding window
+/// (F-27).
+///
+/// An attempt counts at the time it was recorded for `window` after it
+/// (failures at or before `now - window` are out). Callers reserve an
+/// attempt *before* the work it guards (the password check), so concurrent
+/// attempts can never overshoot the limit, and give it back afterwards when
+/// it should not count ([`ThrottleStore::refund`],
+/// [`ThrottleStore::clear_failures`]).
+///
+/// # Atomicity
+///
+/// [`ThrottleStore::reserve`] is one atomic operation: count the key's
+/// attempts in the window and, when fewer than `limit`, record one more. Of
+/// N concurrent reservations of one key with room for k, exactly k are
+/// admitted, on every instance sharing the store (a Lua script in Redis, a
+/// transaction holding the key's row lock in SQL, one critical section in
+/// memory). The other operations need only be atomic on their own.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + 'static {
-    /// Record one failure of `key` at `now`. Failures older than `window`
-    /// may be dropped; at most `keep` most recent failures need be kept.
+    /// Atomically: count the attempts of `key` in `window` before `now`; if
+    /// there are fewer than `limit`, record one at `now` and return
+    /// [`Reservation::Admitted`] with its id, else record nothing and return
+    /// [`Reservation::Refused`] with the time the oldest attempt that keeps
+    /// the count at the limit leaves the window. The store keeps the
+    /// attempt until `now + window` (then [`ThrottleStore::purge_expired`]
+    /// may delete it). A `limit` of 0 refuses every attempt.
+    async fn reserve(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> StoreResult<Reservation>;
+
+    /// Forget the one attempt `id` of `key` (a reservation that should not
+    /// count after all, e.g. a successful login). Unknown ids (already
+    /// purged or cleared) are `Ok`.
+    async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()>;
+
+    /// Record one failure of `key` at `now`, without a limit. Failures older
+    /// than `window` may be dropped; at most `keep` most recent failures
+    /// need be kept.
     async fn record_failure(
         &self,
         key: &str,
@@ -398,6 +473,12 @@ pub trait ThrottleStore: Send + Sync + 'static {
 
     /// Forget every failure of `key`.
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Delete what no window can count any more as of `now`: every attempt
+    /// recorded with a `window` that has passed (of every key). Returns how
+    /// many attempts (or keys, for a store that expires whole keys) were
+    /// deleted; a store that expires its data by itself (Redis) returns 0.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// What a revocation event names (F-13): one session, or every session of

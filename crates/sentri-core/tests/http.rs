@@ -561,3 +561,94 @@ async fn idempotency_scope_and_throttle_address_agree_behind_a_proxy() {
     );
     assert_eq!(api.client_info(head).ip, Some(stranger.ip()));
 }
+
+fn register_from(who: &str, password: &str, peer: &str) -> Request {
+    Request::new(Method::POST, "/auth/register")
+        .header("content-type", "application/json")
+        .body(json!({"identifier": who, "password": password}).to_string())
+        .peer(peer.parse().unwrap())
+}
+
+/// Self-registration is limited per client address (F-27): 10 per hour by
+/// default, then 429 with Retry-After; a refusal for bad input does not
+/// count; another address is not affected; later the window moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn self_registration_is_limited_per_address() {
+    let (api, clock) = api_with(base()).await;
+    let api = Arc::new(api);
+    // A weak password is refused before hashing and is refunded.
+    for _ in 0..3 {
+        let res = api
+            .register(&register_from("weak@example.com", "short", "192.0.2.50:1"))
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    // 30 at once from one address: exactly 10 are registered.
+    let barrier = Arc::new(tokio::sync::Barrier::new(30));
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let (api, barrier) = (api.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let req = register_from(&format!("r{i}@example.com"), PASSWORD, "192.0.2.50:1");
+                api.register(&req).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut limited = 0;
+    for t in tasks {
+        let res = t.await.unwrap();
+        match res.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                assert_eq!(json_of(&res)["code"], "RATE_LIMITED");
+                let retry: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=3600).contains(&retry), "{retry}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((created, limited), (10, 20));
+    // Another address still may; an IPv6 client counts by its /64.
+    let res = api
+        .register(&register_from(
+            "other@example.com",
+            PASSWORD,
+            "192.0.2.51:1",
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // After the hour, the address may register again.
+    clock.advance(Duration::from_secs(3601));
+    let res = api
+        .register(&register_from(
+            "later@example.com",
+            PASSWORD,
+            "192.0.2.50:1",
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// A back end registering with the configured API key is not limited.
+#[tokio::test]
+async fn registration_with_the_api_key_is_not_limited() {
+    let (api, _clock) = api_with(base().api_key("registration-api-key-123").throttle(
+        sentri_core::config::ThrottleConfig {
+            max_registrations_per_ip: 2,
+            ..Default::default()
+        },
+    ))
+    .await;
+    for i in 0..5 {
+        let req = register_from(&format!("k{i}@example.com"), PASSWORD, "192.0.2.60:1")
+            .header("x-api-key", "registration-api-key-123");
+        assert_eq!(api.register(&req).await.status(), StatusCode::CREATED);
+    }
+}

@@ -1,8 +1,11 @@
 //! [`ThrottleStore`] in memory: a sliding-window log of failure times per
 //! key.
 //!
-//! Each key keeps at most the caller's `keep` most recent failures, and
-//! drops those older than the window when it records. The number of keys is
+//! Each key keeps at most the caller's `keep` (or `limit`) most recent
+//! failures, and drops those older than the window when it records.
+//! [`ThrottleStore::reserve`] counts and records in one critical section
+//! (the store's one throttle lock), so concurrent reservations never
+//! overshoot the limit. The number of keys is
 //! bounded: when a new key would exceed the bound, the key whose last
 //! failure was recorded longest ago is evicted (least recently recorded), so
 //! failing logins under ever new identifiers or addresses cannot exhaust
@@ -14,14 +17,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use sentri_core::store::{StoreResult, ThrottleStore};
+use sentri_core::store::{AttemptId, Reservation, StoreResult, ThrottleStore};
 
 use crate::MemoryStore;
 
+/// One counted attempt.
+#[derive(Clone, Copy)]
+struct Entry {
+    at: DateTime<Utc>,
+    /// When no window counts it any more (`at + window`).
+    until: DateTime<Utc>,
+    id: u64,
+}
+
 /// The failures of one key.
 struct Log {
-    /// Failure times, oldest first.
-    times: VecDeque<DateTime<Utc>>,
+    /// Attempts, oldest first.
+    times: VecDeque<Entry>,
     /// When (in record order) this key was last recorded.
     seq: u64,
 }
@@ -41,6 +53,14 @@ fn cutoff(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|w| now.checked_sub_signed(w))
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The end of an attempt's life: `now + window`.
+fn until(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(window)
+        .ok()
+        .and_then(|w| now.checked_add_signed(w))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Throttle {
@@ -64,7 +84,74 @@ impl Throttle {
         }
     }
 
-    fn record(&mut self, key: &str, now: DateTime<Utc>, window: Duration, keep: u32) {
+    /// Count and, within `limit`, record: the one critical section of
+    /// [`ThrottleStore::reserve`].
+    fn reserve(
+        &mut self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> Reservation {
+        let start = cutoff(now, window);
+        let counted: Vec<DateTime<Utc>> = self
+            .logs
+            .get(key)
+            .map(|log| {
+                log.times
+                    .iter()
+                    .filter(|e| e.at > start)
+                    .map(|e| e.at)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let limit_n = limit as usize;
+        if counted.len() >= limit_n {
+            let retry_at = match counted.get(counted.len() - limit_n) {
+                Some(pivot) => until(*pivot, window),
+                None => until(now, window),
+            };
+            return Reservation::Refused { retry_at };
+        }
+        let id = self.record(key, now, window, limit);
+        Reservation::Admitted {
+            id: AttemptId::new(id.to_string()),
+        }
+    }
+
+    fn refund(&mut self, key: &str, id: &AttemptId) {
+        let Ok(id) = id.as_str().parse::<u64>() else {
+            return;
+        };
+        let Some(log) = self.logs.get_mut(key) else {
+            return;
+        };
+        log.times.retain(|e| e.id != id);
+        if log.times.is_empty() {
+            self.remove(key);
+        }
+    }
+
+    /// Drop every attempt whose window has passed, and keys left empty.
+    fn purge(&mut self, now: DateTime<Utc>) -> u64 {
+        let mut purged = 0u64;
+        let mut empty = Vec::new();
+        for (key, log) in &mut self.logs {
+            let before = log.times.len();
+            log.times.retain(|e| e.until > now);
+            purged += (before - log.times.len()) as u64;
+            if log.times.is_empty() {
+                empty.push(key.clone());
+            }
+        }
+        for key in empty {
+            self.remove(&key);
+        }
+        purged
+    }
+
+    /// Record one attempt; returns its id.
+    fn record(&mut self, key: &str, now: DateTime<Utc>, window: Duration, keep: u32) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         let log = match self.logs.get_key_value(key) {
@@ -95,10 +182,15 @@ impl Throttle {
         };
 
         // Insert in time order (usually at the back).
-        let at = log.times.partition_point(|t| *t <= now);
-        log.times.insert(at, now);
+        let at = log.times.partition_point(|e| e.at <= now);
+        let entry = Entry {
+            at: now,
+            until: until(now, window),
+            id: seq,
+        };
+        log.times.insert(at, entry);
         let start = cutoff(now, window);
-        while log.times.front().is_some_and(|t| *t <= start) {
+        while log.times.front().is_some_and(|e| e.at <= start) {
             log.times.pop_front();
         }
         let keep = keep as usize;
@@ -108,19 +200,45 @@ impl Throttle {
         if log.times.is_empty() {
             self.remove(key);
         }
+        seq
     }
 
     fn recent(&self, key: &str, now: DateTime<Utc>, window: Duration) -> Vec<DateTime<Utc>> {
         let start = cutoff(now, window);
         self.logs
             .get(key)
-            .map(|log| log.times.iter().filter(|t| **t > start).copied().collect())
+            .map(|log| {
+                log.times
+                    .iter()
+                    .filter(|e| e.at > start)
+                    .map(|e| e.at)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
 #[async_trait]
 impl ThrottleStore for MemoryStore {
+    async fn reserve(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> StoreResult<Reservation> {
+        Ok(self.inner.throttle.lock().reserve(key, now, window, limit))
+    }
+
+    async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {
+        self.inner.throttle.lock().refund(key, id);
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(self.inner.throttle.lock().purge(now))
+    }
+
     async fn record_failure(
         &self,
         key: &str,

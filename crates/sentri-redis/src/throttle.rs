@@ -7,13 +7,19 @@
 //! is one Lua script: add, drop what is at or before the window's start,
 //! keep only the `keep` most recent, and set the key to expire after the
 //! window, so a key nobody fails on again leaves Redis by itself.
+//!
+//! A reservation is one Lua script too (Redis runs a script atomically):
+//! drop what left the window, count, and add the attempt only when the
+//! count is below the limit; so concurrent reservations from every instance
+//! never overshoot it. A refund removes the attempt's member. Purging has
+//! nothing to do: keys expire by themselves.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use fred::types::Value;
-use sentri_core::store::{StoreResult, ThrottleStore};
+use sentri_core::store::{AttemptId, Reservation, StoreResult, ThrottleStore};
 
 use crate::RedisStore;
 use crate::conn::Script;
@@ -43,15 +49,41 @@ end
 return n
 "#;
 
-/// The throttle script, hashed once per store.
+/// KEYS[1] = the key; ARGV[1] = now (ms), ARGV[2] = member, ARGV[3] = the
+/// window start (ms), ARGV[4] = limit, ARGV[5] = window (ms). Returns
+/// `{1, member}` when admitted, `{0, pivot score}` when refused (the score
+/// of the attempt that must leave the window for one more to fit).
+const RESERVE: &str = r#"
+local k = KEYS[1]
+local limit = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[3])
+local n = redis.call('ZCARD', k)
+if n >= limit then
+  if limit <= 0 then
+    return {0, ARGV[1]}
+  end
+  local pivot = redis.call('ZRANGE', k, n - limit, n - limit, 'WITHSCORES')
+  return {0, pivot[2]}
+end
+redis.call('ZADD', k, ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', k)
+if ttl < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', k, ARGV[5])
+end
+return {1, ARGV[2]}
+"#;
+
+/// The throttle scripts, hashed once per store.
 pub(crate) struct Scripts {
     record: Script,
+    reserve: Script,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
             record: Script::new(RECORD),
+            reserve: Script::new(RESERVE),
         }
     }
 }
@@ -73,6 +105,80 @@ impl RedisStore {
 
 #[async_trait]
 impl ThrottleStore for RedisStore {
+    async fn reserve(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> StoreResult<Reservation> {
+        let at = now.timestamp_millis();
+        let member = format!("{at}:{:016x}", rand::random::<u64>());
+        let reply: Vec<Value> = self
+            .inner
+            .conn
+            .eval(
+                &self.inner.throttle.reserve,
+                self.throttle_key(key),
+                vec![
+                    Value::Integer(at),
+                    Value::from(member),
+                    Value::Integer(window_start_ms(now, window)),
+                    Value::Integer(i64::from(limit)),
+                    Value::Integer(ttl_ms(window)),
+                ],
+            )
+            .await?;
+        const BAD: RedisError = RedisError::Corrupt("throttle reservation reply");
+        let [admitted, value] = reply.as_slice() else {
+            return Err(BAD.into());
+        };
+        match admitted.as_i64() {
+            Some(1) => {
+                let member = value.as_str().ok_or(BAD)?;
+                Ok(Reservation::Admitted {
+                    id: AttemptId::new(member.to_string()),
+                })
+            }
+            Some(0) => {
+                let ms = match value {
+                    Value::Integer(ms) => *ms,
+                    other => {
+                        let text = other.as_str().ok_or(BAD)?;
+                        text.parse::<f64>().map_err(|_| BAD)? as i64
+                    }
+                };
+                let pivot = DateTime::from_timestamp_millis(ms).ok_or(BAD)?;
+                let retry_at = TimeDelta::from_std(window)
+                    .ok()
+                    .and_then(|w| pivot.checked_add_signed(w))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                Ok(Reservation::Refused { retry_at })
+            }
+            _ => Err(BAD.into()),
+        }
+    }
+
+    async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {
+        let _removed: i64 = self
+            .inner
+            .conn
+            .cmd(
+                "ZREM",
+                vec![
+                    Value::from(self.throttle_key(key)),
+                    Value::from(id.as_str().to_owned()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, _now: DateTime<Utc>) -> StoreResult<u64> {
+        // Every key has a time-to-live of its window: Redis purges itself.
+        Ok(0)
+    }
+
     async fn record_failure(
         &self,
         key: &str,

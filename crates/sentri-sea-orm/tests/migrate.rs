@@ -8,13 +8,14 @@ use sentri_migration::{Migrator, MigratorTrait};
 use sentri_sea_orm::SeaOrmStore;
 use sentri_sea_orm::sea_orm::DatabaseConnection;
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "sentri_users",
     "sentri_user_roles",
     "sentri_sessions",
     "sentri_keys",
     "sentri_idempotency",
     "sentri_throttle",
+    "sentri_throttle_keys",
 ];
 
 async fn assert_tables(db: &DatabaseConnection, present: bool) {

@@ -23,8 +23,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// `keys rotate` run elsewhere is picked up.
 pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How often expired sessions, retired keys and expired idempotency
-/// records are purged.
+/// How often expired sessions, throttle attempts, idempotency records and
+/// retired keys are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Connect to the database and apply pending migrations (safe when several
@@ -346,7 +346,14 @@ fn spawn_background(sentri: &Sentri) -> Vec<tokio::task::JoinHandle<()>> {
     };
     let purge_sessions = sentri.spawn_session_purger(PURGE_INTERVAL);
     let purge_idempotency = sentri.spawn_idempotency_purger(PURGE_INTERVAL);
-    vec![reload, purge_keys, purge_sessions, purge_idempotency]
+    let purge_throttle = sentri.spawn_throttle_purger(PURGE_INTERVAL);
+    vec![
+        reload,
+        purge_keys,
+        purge_sessions,
+        purge_idempotency,
+        purge_throttle,
+    ]
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -355,7 +355,8 @@ async fn sixteen_concurrent_refreshes_exactly_one_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_registrations_exactly_one_wins() {
     let dir = TestDir::new("race-register");
-    let server = Server::start(&dir, &[]);
+    // More than the default 10 registrations per address and hour.
+    let server = Server::start(&dir, &[("SENTRI_REGISTER_MAX_PER_HOUR", "100")]);
     let c = client();
     let url = server.url("/auth/register");
     let tasks: Vec<_> = (0..16)

@@ -282,7 +282,16 @@ async fn a_dead_redis_is_service_unavailable_and_the_server_recovers() {
     .await;
     assert_eq!(r.status, 200, "refresh: {:?}", r.body);
     let (access, _) = tokens(&r);
-    register(&c, &server, "cy@example.com").await;
+    // Self-registration is throttled per address in Redis (F-27): refused
+    // while it is down, never let through unthrottled.
+    let r = post(
+        &c,
+        &server,
+        "/auth/register",
+        json!({ "identifier": "cy@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_unavailable(&r, "register");
     let r = post_bearer(&c, &server, "/auth/logout", &access).await;
     assert_eq!(r.status, 200, "logout: {:?}", r.body);
     assert_eq!(

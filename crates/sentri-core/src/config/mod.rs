@@ -157,16 +157,26 @@ pub enum SessionCheck {
     Cached(std::time::Duration),
 }
 
-/// Failed-login throttling (F-27).
+/// Throttling of logins and self-registrations (F-27); see
+/// [`crate::throttle`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleConfig {
     /// Failures per identifier in `window` before logins are refused.
     /// Default 10. `0` turns the per-identifier limit off.
     pub max_failures_per_identifier: u32,
-    /// Failures per client address in `window`. Default 100. `0` turns it off.
+    /// Failures per client address (an IPv6 client: its /64) in `window`.
+    /// Default 100. `0` turns it off.
     pub max_failures_per_ip: u32,
-    /// The sliding window. Default 15 minutes.
+    /// The sliding window of login failures. Default 15 minutes; at most
+    /// 1 day.
     pub window: Duration,
+    /// Self-registrations (`POST /register` without a configured API key)
+    /// per client address in `registration_window`. Default 10. `0` turns
+    /// the limit off.
+    pub max_registrations_per_ip: u32,
+    /// The sliding window of self-registrations. Default 1 hour; at most
+    /// 1 day.
+    pub registration_window: Duration,
 }
 
 impl Default for ThrottleConfig {
@@ -175,6 +185,8 @@ impl Default for ThrottleConfig {
             max_failures_per_identifier: 10,
             max_failures_per_ip: 100,
             window: Duration::from_secs(15 * 60),
+            max_registrations_per_ip: 10,
+            registration_window: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -595,8 +607,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// Failed-login throttling. Default: 10 per identifier and 100 per
-    /// client address in 15 minutes.
+    /// Throttling. Default: 10 failed logins per identifier and 100 per
+    /// client address in 15 minutes; 10 self-registrations per client
+    /// address in an hour.
     pub fn throttle(mut self, throttle: ThrottleConfig) -> Self {
         self.throttle = Some(throttle);
         self
@@ -846,6 +859,12 @@ impl ConfigBuilder {
         }
         if throttle.window > Duration::from_secs(86_400) {
             return Err(cfg("throttle.window", "must be at most 1 day"));
+        }
+        if throttle.registration_window.is_zero() {
+            return Err(cfg("throttle.registration_window", "must be positive"));
+        }
+        if throttle.registration_window > Duration::from_secs(86_400) {
+            return Err(cfg("throttle.registration_window", "must be at most 1 day"));
         }
 
         let idempotency = self.idempotency.unwrap_or_default();

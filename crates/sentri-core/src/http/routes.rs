@@ -165,7 +165,8 @@ impl Api {
         envelope_response(status, message, Some(json!({ "user": user })))
     }
 
-    /// `POST /register` (F-03): `X-Api-Key` when configured, 201 `{user}`.
+    /// `POST /register` (F-03): `X-Api-Key` when configured, 201 `{user}`;
+    /// without an API key configured, limited per client address (F-27).
     pub async fn register(&self, req: &Request) -> Response<Bytes> {
         let api_key = req.headers.get("x-api-key").and_then(|v| v.to_str().ok());
         // The key first: an unauthorized caller learns nothing of the body.
@@ -183,7 +184,13 @@ impl Api {
                     let name = body.optional_str("name")?;
                     body.finish()?;
                     self.sentri.check_registration(api_key, roles.as_deref())?;
-                    let user = self
+                    // Per-address limit of self-registration, reserved
+                    // before the password is hashed (F-27).
+                    let throttle = self.sentri.throttle();
+                    let attempt = throttle
+                        .reserve_registration(self.client_info(req.head()).ip)
+                        .await?;
+                    let result = self
                         .sentri
                         .register(RegisterInput {
                             identifier,
@@ -191,7 +198,9 @@ impl Api {
                             roles,
                             name,
                         })
-                        .await?;
+                        .await;
+                    throttle.settle_registration(attempt, &result).await;
+                    let user = result?;
                     Ok(self.user_response(StatusCode::CREATED, "user registered", &user))
                 }
                 .await,

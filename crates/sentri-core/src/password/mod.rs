@@ -24,6 +24,14 @@
 //!   [`PasswordPolicy::max_concurrent`] at once (a [`tokio::sync::Semaphore`]).
 //!   The permit is held by the blocking task itself, so the bound holds even
 //!   when the caller's future is dropped mid-hash.
+//! - The wait for a slot is bounded ([`PasswordPolicy::max_wait`], default
+//!   5 s): beyond it the call fails with `SERVICE_UNAVAILABLE` and a
+//!   `Retry-After`, so a flood never builds an unbounded queue.
+//! - Hashing new passwords ([`Passwords::hash`]: registration, password
+//!   change, re-hash) may hold only part of the slots
+//!   ([`PasswordPolicy::max_concurrent_hashes`], default half, rounded up),
+//!   so verifications (logins) always have slots of their own and a flood of
+//!   registrations cannot starve them.
 //! - The copy of the plaintext sent to the blocking task is zeroized on drop.
 //! - New passwords are never truncated: a password is either accepted whole
 //!   ([`Passwords::check_new`]) or rejected. Only legacy bcrypt hashes are
@@ -41,7 +49,9 @@
 //! // Production code uses `PasswordPolicy::default()` (m=19456, t=2, p=1);
 //! // small parameters keep this example fast.
 //! let passwords = Passwords::new(PasswordPolicy::argon2id(1024, 1, 1))?;
+//! // Hashing needs tokio's blocking pool and timer (for `max_wait`).
 //! let rt = tokio::runtime::Builder::new_current_thread()
+//!     .enable_time()
 //!     .build()
 //!     .map_err(sentri_core::Error::internal)?;
 //!
@@ -65,6 +75,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::phc;
 use base64::Engine as _;
@@ -158,7 +169,12 @@ pub struct PasswordPolicy {
     min_length: usize,
     max_bytes: usize,
     max_concurrent: usize,
+    max_concurrent_hashes: Option<usize>,
+    max_wait: Duration,
 }
+
+/// The default of [`PasswordPolicy::max_wait`].
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5);
 
 impl Default for PasswordPolicy {
     /// Argon2id with m=19456 KiB, t=2, p=1 (OWASP), passwords of at least 8
@@ -177,6 +193,8 @@ impl Default for PasswordPolicy {
             max_concurrent: std::thread::available_parallelism()
                 .map(std::num::NonZeroUsize::get)
                 .unwrap_or(1),
+            max_concurrent_hashes: None,
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -217,11 +235,45 @@ impl PasswordPolicy {
     }
 
     /// How many hashes or verifications may run at once. Default: the number
-    /// of CPUs. Further requests wait for a slot (backpressure).
+    /// of CPUs. Further requests wait for a slot (backpressure), at most
+    /// [`PasswordPolicy::max_wait`].
     #[must_use]
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n;
         self
+    }
+
+    /// How many of the `max_concurrent` slots may hash new passwords
+    /// ([`Passwords::hash`]: registration, password change, re-hash after a
+    /// login) at once; verifications (logins) may use every slot. Default:
+    /// half of `max_concurrent`, rounded up; between 1 and `max_concurrent`.
+    #[must_use]
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.max_concurrent_hashes = Some(n);
+        self
+    }
+
+    /// The longest a hash or verification waits for a free slot before it
+    /// fails with `SERVICE_UNAVAILABLE` (with a `Retry-After` of this
+    /// duration, rounded up to a second). Default 5 s; between 1 ms and
+    /// 10 min. The bound uses tokio's timer: the runtime must have time
+    /// enabled (`#[tokio::main]` and `enable_all()` do).
+    #[must_use]
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
+    /// The bound of [`PasswordPolicy::max_concurrent_hashes`] in force.
+    pub fn hash_slots(&self) -> usize {
+        self.max_concurrent_hashes
+            .unwrap_or(self.max_concurrent.div_ceil(2))
+            .max(1)
+    }
+
+    /// The bound of [`PasswordPolicy::max_wait`].
+    pub fn wait_bound(&self) -> Duration {
+        self.max_wait
     }
 
     /// The algorithm and parameters of new hashes.
@@ -308,6 +360,20 @@ impl PasswordPolicy {
                 &format!("must be between 1 and {}", Semaphore::MAX_PERMITS),
             ));
         }
+        if let Some(n) = self.max_concurrent_hashes
+            && (n == 0 || n > self.max_concurrent)
+        {
+            return Err(Error::configuration(
+                "password.max_concurrent_hashes",
+                "must be between 1 and max_concurrent",
+            ));
+        }
+        if self.max_wait < Duration::from_millis(1) || self.max_wait > Duration::from_secs(600) {
+            return Err(Error::configuration(
+                "password.max_wait",
+                "must be between 1ms and 10m",
+            ));
+        }
         Ok(())
     }
 }
@@ -346,6 +412,9 @@ pub struct Passwords {
 struct Inner {
     policy: PasswordPolicy,
     permits: Arc<Semaphore>,
+    /// Taken before `permits` by [`Passwords::hash`]: new hashes hold at
+    /// most `hash_slots` of them.
+    hash_permits: Arc<Semaphore>,
     dummy: PasswordHash,
     #[cfg(test)]
     probe: tests::Probe,
@@ -376,10 +445,12 @@ impl Passwords {
         rand::rng().fill_bytes(secret.as_mut());
         let dummy = PasswordHash::new(hash_blocking(&policy.algorithm, secret.as_ref())?);
         let permits = Arc::new(Semaphore::new(policy.max_concurrent));
+        let hash_permits = Arc::new(Semaphore::new(policy.hash_slots()));
         Ok(Self {
             inner: Arc::new(Inner {
                 policy,
                 permits,
+                hash_permits,
                 dummy,
                 #[cfg(test)]
                 probe: tests::Probe::default(),
@@ -422,17 +493,19 @@ impl Passwords {
     /// `$scrypt$ln=..,r=..,p=..$salt$hash` (16-byte random salt, 32-byte
     /// output).
     ///
-    /// Waits for a free slot when `max_concurrent` hashes are running. Does
-    /// not check the length policy: call [`Passwords::check_new`] first.
+    /// Waits for a free slot (one of the `max_concurrent_hashes` share of
+    /// the `max_concurrent` slots), at most `max_wait`. Does not check the
+    /// length policy: call [`Passwords::check_new`] first.
     ///
     /// # Errors
     ///
-    /// `INTERNAL_ERROR` if the blocking task fails.
+    /// `SERVICE_UNAVAILABLE` with a `Retry-After` when no slot was free
+    /// within `max_wait`; `INTERNAL_ERROR` if the blocking task fails.
     pub async fn hash(&self, password: &str) -> Result<PasswordHash> {
         let password = Zeroizing::new(password.as_bytes().to_vec());
         let algorithm = self.inner.policy.algorithm.clone();
         let phc = self
-            .run_blocking(move || hash_blocking(&algorithm, &password))
+            .run_blocking(true, move || hash_blocking(&algorithm, &password))
             .await??;
         Ok(PasswordHash::new(phc))
     }
@@ -447,13 +520,14 @@ impl Passwords {
     ///
     /// # Errors
     ///
-    /// `INTERNAL_ERROR` only for an internal failure, e.g. the blocking task
-    /// panicked.
+    /// `SERVICE_UNAVAILABLE` with a `Retry-After` when no slot was free
+    /// within `max_wait`; `INTERNAL_ERROR` only for an internal failure,
+    /// e.g. the blocking task panicked.
     pub async fn verify(&self, password: &str, hash: &PasswordHash) -> Result<Verified> {
         let password = Zeroizing::new(password.as_bytes().to_vec());
         let stored = Zeroizing::new(hash.as_str().to_owned());
         let outcome = self
-            .run_blocking(move || verify_blocking(&password, &stored))
+            .run_blocking(false, move || verify_blocking(&password, &stored))
             .await?;
         match outcome {
             Ok(true) => Ok(Verified::Valid {
@@ -472,19 +546,22 @@ impl Passwords {
     }
 
     /// Spend the same time as verifying against a hash made with the policy,
-    /// and return nothing.
+    /// and return nothing else.
     ///
     /// Call it when the identifier is unknown, so that an unknown identifier
-    /// and a wrong password take the same time.
-    pub async fn verify_dummy(&self, password: &str) {
+    /// and a wrong password take the same time, and fail alike when the
+    /// hashing slots are busy.
+    ///
+    /// # Errors
+    ///
+    /// As [`Passwords::verify`]: `SERVICE_UNAVAILABLE` when no slot was free
+    /// within `max_wait`, `INTERNAL_ERROR` for an internal failure.
+    pub async fn verify_dummy(&self, password: &str) -> Result<()> {
         let password = Zeroizing::new(password.as_bytes().to_vec());
         let stored = Zeroizing::new(self.inner.dummy.as_str().to_owned());
-        if let Err(err) = self
-            .run_blocking(move || verify_blocking(&password, &stored))
+        self.run_blocking(false, move || verify_blocking(&password, &stored))
             .await
-        {
-            tracing::warn!(error = %err, "dummy password verification failed");
-        }
+            .map(|_| ())
     }
 
     /// Whether a stored hash should be replaced: its algorithm, version or
@@ -529,22 +606,40 @@ impl Passwords {
         }
     }
 
-    /// Run `f` on the blocking pool once a concurrency permit is free. The
-    /// blocking task owns the permit, so it is released only when the work
-    /// is done, even if this future is dropped.
-    async fn run_blocking<T, F>(&self, f: F) -> Result<T>
+    /// Run `f` on the blocking pool once a concurrency permit is free (for
+    /// a new hash, `new_hash`, first one of the hash share), waiting at most
+    /// `max_wait` in all. The blocking task owns the permits, so they are
+    /// released only when the work is done, even if this future is dropped.
+    async fn run_blocking<T, F>(&self, new_hash: bool, f: F) -> Result<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(Error::internal)?;
+        let wait = self.inner.policy.max_wait;
+        let acquire = async {
+            let share = if new_hash {
+                Some(Arc::clone(&self.inner.hash_permits).acquire_owned().await?)
+            } else {
+                None
+            };
+            let permit = Arc::clone(&self.inner.permits).acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((share, permit))
+        };
+        let permits = match tokio::time::timeout(wait, acquire).await {
+            Ok(permits) => permits.map_err(Error::internal)?,
+            Err(_) => {
+                tracing::warn!(
+                    waited_ms = wait.as_millis() as u64,
+                    new_hash,
+                    "no password hashing slot became free in time; refusing the request"
+                );
+                return Err(busy(wait));
+            }
+        };
         #[cfg(test)]
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = permits;
             #[cfg(test)]
             let _running = inner.probe.enter();
             f()
@@ -552,6 +647,15 @@ impl Passwords {
         .await
         .map_err(Error::internal)
     }
+}
+
+/// `SERVICE_UNAVAILABLE` for a full hashing queue, retry after `wait`.
+fn busy(wait: Duration) -> Error {
+    Error::with_message(
+        crate::error::ErrorCode::ServiceUnavailable,
+        "the server is busy; try again shortly",
+    )
+    .with_retry_after(wait.max(Duration::from_secs(1)))
 }
 
 mod formats;

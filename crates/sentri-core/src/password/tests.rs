@@ -515,8 +515,7 @@ async fn concurrency_is_bounded_by_max_concurrent() {
                 if i % 2 == 0 {
                     passwords.hash(PW).await.map(|_| ())
                 } else {
-                    passwords.verify_dummy(PW).await;
-                    Ok(())
+                    passwords.verify_dummy(PW).await
                 }
             })
         })
@@ -541,7 +540,12 @@ async fn concurrency_is_bounded_by_max_concurrent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_allows_parallel_work_up_to_the_limit() {
-    let passwords = Passwords::new(PasswordPolicy::argon2id(64, 1, 1).max_concurrent(2)).unwrap();
+    let passwords = Passwords::new(
+        PasswordPolicy::argon2id(64, 1, 1)
+            .max_concurrent(2)
+            .max_concurrent_hashes(2),
+    )
+    .unwrap();
     // Both tasks must be inside the blocking section at once to pass the barrier.
     let barrier = Arc::new(Barrier::new(2));
     *passwords.inner.probe.hook.lock().unwrap() = Some(Arc::new(move || {
@@ -563,6 +567,124 @@ async fn concurrency_allows_parallel_work_up_to_the_limit() {
     assert_eq!(passwords.inner.probe.peak.load(Ordering::SeqCst), 2);
 }
 
+/// Holds the first blocking task that enters until the returned sender
+/// sends (or is dropped); later ones run freely.
+fn hold_first(
+    passwords: &Passwords,
+) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let release_rx = Mutex::new(release_rx);
+    let started_tx = Mutex::new(started_tx);
+    *passwords.inner.probe.hook.lock().unwrap() = Some(Arc::new(move || {
+        if first.swap(false, Ordering::SeqCst) {
+            started_tx.lock().unwrap().send(()).unwrap();
+            let _ = release_rx.lock().unwrap().recv();
+        }
+    }));
+    (started_rx, release_tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_for_a_slot_is_bounded() {
+    let passwords = Passwords::new(
+        PasswordPolicy::argon2id(64, 1, 1)
+            .max_concurrent(1)
+            .max_wait(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let (started, release) = hold_first(&passwords);
+    let busy = tokio::spawn({
+        let passwords = passwords.clone();
+        async move { passwords.hash(PW).await }
+    });
+    tokio::task::spawn_blocking(move || started.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the first hash started");
+    // The only slot is taken: every kind of call gives up after max_wait.
+    let hash = passwords.hash(PW).await.unwrap_err();
+    let verify = passwords
+        .verify(PW, &hash_of(BCRYPTJS_2A))
+        .await
+        .unwrap_err();
+    let dummy = passwords.verify_dummy(PW).await.unwrap_err();
+    for err in [hash, verify, dummy] {
+        assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
+        assert_eq!(err.retry_after_secs(), Some(1));
+        assert!(!err.message().contains(PW));
+    }
+    release.send(()).unwrap();
+    busy.await.unwrap().unwrap();
+    // Freed again: the next call runs.
+    passwords.verify_dummy(PW).await.unwrap();
+    assert_eq!(passwords.inner.permits.available_permits(), 1);
+    assert_eq!(passwords.inner.hash_permits.available_permits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_hashes_leave_slots_to_verifications() {
+    // Two slots, of which new hashes may hold one (the default half).
+    let passwords = Passwords::new(
+        PasswordPolicy::argon2id(64, 1, 1)
+            .max_concurrent(2)
+            .max_wait(Duration::from_millis(200)),
+    )
+    .unwrap();
+    assert_eq!(passwords.policy().hash_slots(), 1);
+    let (started, release) = hold_first(&passwords);
+    let held = tokio::spawn({
+        let passwords = passwords.clone();
+        async move { passwords.hash(PW).await }
+    });
+    tokio::task::spawn_blocking(move || started.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the first hash started");
+    // A second new hash finds the hash share taken, though a slot is free...
+    let err = passwords.hash(PW).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
+    // ...which a verification (a login) still gets.
+    assert_eq!(
+        passwords
+            .verify("wrong", &hash_of(BCRYPTJS_2A))
+            .await
+            .unwrap(),
+        Verified::Invalid
+    );
+    release.send(()).unwrap();
+    held.await.unwrap().unwrap();
+}
+
+#[test]
+fn hash_share_and_wait_are_validated() {
+    let policy = PasswordPolicy::argon2id(64, 1, 1).max_concurrent(4);
+    assert_eq!(policy.hash_slots(), 2);
+    assert_eq!(policy.wait_bound(), Duration::from_secs(5));
+    assert_eq!(policy.clone().max_concurrent(1).hash_slots(), 1);
+    assert_eq!(policy.clone().max_concurrent(5).hash_slots(), 3);
+    for (bad, field) in [
+        (
+            policy.clone().max_concurrent_hashes(0),
+            "password.max_concurrent_hashes",
+        ),
+        (
+            policy.clone().max_concurrent_hashes(5),
+            "password.max_concurrent_hashes",
+        ),
+        (policy.clone().max_wait(Duration::ZERO), "password.max_wait"),
+        (
+            policy.clone().max_wait(Duration::from_secs(601)),
+            "password.max_wait",
+        ),
+    ] {
+        let err = bad.validate().unwrap_err();
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+    policy.max_concurrent_hashes(4).validate().unwrap();
+}
+
 #[tokio::test]
 async fn verify_dummy_does_the_work_of_a_verification() {
     let passwords = small_scrypt();
@@ -580,7 +702,7 @@ async fn verify_dummy_does_the_work_of_a_verification() {
         Verified::Invalid
     );
     let before = passwords.inner.probe.runs.load(Ordering::SeqCst);
-    passwords.verify_dummy(PW).await;
+    passwords.verify_dummy(PW).await.unwrap();
     assert_eq!(
         passwords.inner.probe.runs.load(Ordering::SeqCst),
         before + 1

@@ -201,36 +201,39 @@ impl Sentri {
     }
 
     /// Log in (F-04, F-27): throttling, then the `login` override or the
-    /// built-in login, then the hooks. A failure counts toward the
-    /// identifier's and the client address's throttle; a success clears the
-    /// identifier's count.
+    /// built-in login, then the hooks. The attempt is reserved against the
+    /// identifier's and the client address's limits before the password is
+    /// checked, and at most one password check per identifier runs at once
+    /// in this process; a failure keeps the attempt counted, a success
+    /// clears the identifier's count (see [`crate::throttle`]).
     ///
     /// # Errors
     /// `VALIDATION_ERROR`, `RATE_LIMITED` (the password is not even
     /// checked), `INVALID_CREDENTIALS` (unknown identifier and wrong password
-    /// alike), `SERVICE_UNAVAILABLE`.
+    /// alike), `SERVICE_UNAVAILABLE` (also when the hashing slots stay busy
+    /// beyond the policy's `max_wait`).
     pub async fn login(&self, input: LoginInput) -> Result<AuthOutput> {
         let identifier = Identifier::parse(&input.identifier)?;
         self.check_login_password(&input.password)?;
         let ip = input.client.ip;
         let throttle = self.throttle();
         let login_override = self.0.config.overrides.login.clone();
-        // The built-in login looks the user up while the throttle is
-        // checked: one round trip to the stores instead of two. A throttled
+        // The built-in login looks the user up while the attempt is
+        // reserved: one round trip to the stores instead of two. A throttled
         // login still never reaches the password check.
-        let (checked, found) = if login_override.is_none() {
+        let (reserved, found) = if login_override.is_none() {
             let users = &self.0.stores.users;
-            let (checked, found) = futures_util::future::join(
-                throttle.check(identifier.key(), ip),
+            let (reserved, found) = futures_util::future::join(
+                throttle.reserve(identifier.key(), ip),
                 users.find_user_by_identifier(identifier.key()),
             )
             .await;
-            (checked, Some(found))
+            (reserved, Some(found))
         } else {
-            (throttle.check(identifier.key(), ip).await, None)
+            (throttle.reserve(identifier.key(), ip).await, None)
         };
-        let checked = match checked {
-            Ok(checked) => checked,
+        let attempt = match reserved {
+            Ok(attempt) => attempt,
             Err(err) => {
                 if err.is(&ErrorCode::RateLimited) {
                     let hook = &self.0.config.hooks.on_failed_login;
@@ -245,18 +248,39 @@ impl Sentri {
             }
         };
         let shown = input.identifier.clone();
-        let result = match (login_override, found) {
-            (Some(f), _) => f(self.clone(), input).await,
-            (None, Some(found)) => self.login_found(input, found?).await,
-            (None, None) => self.default_login(input).await,
+        let result = async {
+            // One password check per identifier at a time; the turn is held
+            // until the attempt is settled, so the next check of this
+            // identifier sees this one's outcome.
+            let turn = self
+                .login_turns()
+                .turn(identifier.key(), self.passwords().policy().wait_bound())
+                .await?;
+            let result = match (login_override, found) {
+                (Some(f), _) => f(self.clone(), input).await,
+                (None, Some(found)) => self.login_found(input, found?).await,
+                (None, None) => self.default_login(input).await,
+            };
+            Ok::<_, Error>((turn, result))
+        }
+        .await;
+        let result = match result {
+            Ok((turn, result)) => {
+                throttle.settle(attempt, &result).await;
+                drop(turn);
+                result
+            }
+            Err(err) => {
+                let err = Err(err);
+                throttle.settle(attempt, &err).await;
+                err
+            }
         };
         match &result {
             Ok(out) => {
-                throttle.clear_seen(identifier.key(), checked).await;
                 fire("on_login", &self.0.config.hooks.on_login, out.user.clone()).await;
             }
             Err(err) if err.is(&ErrorCode::InvalidCredentials) => {
-                throttle.record_failure(identifier.key(), ip).await;
                 let hook = &self.0.config.hooks.on_failed_login;
                 fire("on_failed_login", hook, (shown, err.code())).await;
             }
@@ -298,7 +322,7 @@ impl Sentri {
         found: Option<UserRecord>,
     ) -> Result<AuthOutput> {
         let Some(record) = found else {
-            self.passwords().verify_dummy(&input.password).await;
+            self.passwords().verify_dummy(&input.password).await?;
             return Err(Error::new(ErrorCode::InvalidCredentials));
         };
         match self

@@ -58,6 +58,8 @@ struct Inner {
     /// `SessionCheck::Cached`: sessions looked up recently.
     sessions: Option<moka::sync::Cache<SessionId, ActiveSession>>,
     clock: Clock,
+    /// One password check per identifier in flight (F-27).
+    login_turns: crate::throttle::LoginTurns,
 }
 
 impl std::fmt::Debug for Sentri {
@@ -121,6 +123,7 @@ impl Sentri {
             verified,
             sessions,
             clock,
+            login_turns: crate::throttle::LoginTurns::default(),
         }));
         if let (Some(bus), Some(_)) = (bus, &sentri.0.sessions) {
             spawn_revocation_listener(Arc::downgrade(&sentri.0), bus.subscribe());
@@ -136,6 +139,11 @@ impl Sentri {
     /// The stores.
     pub fn stores(&self) -> &Stores {
         &self.0.stores
+    }
+
+    /// The per-identifier password-check turns of this process (F-27).
+    pub fn login_turns(&self) -> &crate::throttle::LoginTurns {
+        &self.0.login_turns
     }
 
     /// The password service.

@@ -63,7 +63,8 @@
 //!   idempotency and throttle keys. The key-store checks use made-up
 //!   algorithm names of 16 characters (`T` and 15 hex digits) so they never
 //!   touch the keys of another check; the global operations
-//!   (`purge_expired_sessions`, `delete_keys_retired_before`) are run at
+//!   (`purge_expired_sessions`, `delete_keys_retired_before`, the throttle's
+//!   `purge_expired`) are run at
 //!   times around the year 2001, long before any other check's data.
 //! - Times the checks pass in are whole seconds, so backends that store
 //!   seconds (MySQL `DATETIME`), microseconds (PostgreSQL) or milliseconds
@@ -367,6 +368,11 @@ macro_rules! throttle_store_tests {
             unknown_key_is_empty,
             same_instant_failures_count,
             concurrent_record_failure,
+            reserve_admits_up_to_the_limit,
+            refund_forgets_one_attempt,
+            concurrent_reserve_admits_at_most_the_limit,
+            concurrent_reserve_on_two_keys,
+            purge_expired_keeps_live_attempts,
         );
     };
 }

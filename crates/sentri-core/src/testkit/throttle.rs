@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::ThrottleStore;
+use crate::store::{AttemptId, Reservation, ThrottleStore};
 
-use super::{now, ok, plus, race, unique};
+use super::{era_2001, now, ok, plus, race, unique};
 
 const WINDOW: Duration = Duration::from_secs(900);
 const KEEP: u32 = 100;
@@ -27,6 +27,24 @@ async fn recent<S: ThrottleStore + ?Sized>(
         store.recent_failures(key, at, window).await,
         "recent_failures",
     )
+}
+
+async fn reserve<S: ThrottleStore + ?Sized>(
+    store: &S,
+    key: &str,
+    at: DateTime<Utc>,
+    window: Duration,
+    limit: u32,
+) -> Reservation {
+    ok(store.reserve(key, at, window, limit).await, "reserve")
+}
+
+#[track_caller]
+fn admitted(r: Reservation, what: &str) -> AttemptId {
+    match r {
+        Reservation::Admitted { id } => id,
+        other => panic!("{what}: expected the attempt to be admitted, got {other:?}"),
+    }
 }
 
 async fn record<S: ThrottleStore + ?Sized>(store: &S, key: &str, at: DateTime<Utc>, keep: u32) {
@@ -206,4 +224,215 @@ pub async fn concurrent_record_failure<S: ThrottleStore + ?Sized>(store: Arc<S>)
         expected,
         "16 concurrent record_failure must all be counted"
     );
+}
+
+/// `reserve` admits attempts while fewer than `limit` are counted in the
+/// window, then refuses without recording, with `retry_at` the time the
+/// attempt keeping the count at the limit leaves the window; once it has,
+/// one more is admitted. Failures recorded by `record_failure` count too.
+pub async fn reserve_admits_up_to_the_limit<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let k = key();
+    let at = now();
+    record(&*store, &k, at, KEEP).await;
+    for offset in 1..3 {
+        admitted(
+            reserve(&*store, &k, plus(at, offset), WINDOW, 3).await,
+            "reserve below the limit",
+        );
+    }
+    for offset in [3, 4] {
+        match reserve(&*store, &k, plus(at, offset), WINDOW, 3).await {
+            Reservation::Refused { retry_at } => assert_eq!(
+                retry_at,
+                plus(at, WINDOW.as_secs() as i64),
+                "retry_at must be when the oldest counted attempt leaves the window"
+            ),
+            other => panic!("reserve at the limit must be refused, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        recent(&*store, &k, plus(at, 5), WINDOW).await,
+        vec![at, plus(at, 1), plus(at, 2)],
+        "a refused reservation must not be recorded"
+    );
+    // A limit of 5 has room for two more; then the second oldest is the pivot.
+    admitted(
+        reserve(&*store, &k, plus(at, 6), WINDOW, 5).await,
+        "reserve under a larger limit",
+    );
+    match reserve(&*store, &k, plus(at, 7), WINDOW, 3).await {
+        Reservation::Refused { retry_at } => assert_eq!(
+            retry_at,
+            plus(at, 1 + WINDOW.as_secs() as i64),
+            "with 4 counted and a limit of 3, the second oldest must leave first"
+        ),
+        other => panic!("reserve over the limit must be refused, got {other:?}"),
+    }
+    // The window moves on: the two oldest left, there is room for one again.
+    let later = plus(at, WINDOW.as_secs() as i64 + 1);
+    admitted(
+        reserve(&*store, &k, later, WINDOW, 3).await,
+        "reserve after the oldest left the window",
+    );
+    assert!(
+        matches!(
+            reserve(&*store, &k, later, WINDOW, 3).await,
+            Reservation::Refused { .. }
+        ),
+        "the window is full again"
+    );
+    assert!(
+        matches!(
+            reserve(&*store, &key(), at, WINDOW, 0).await,
+            Reservation::Refused { .. }
+        ),
+        "a limit of 0 refuses every attempt"
+    );
+}
+
+/// `refund` forgets exactly the one attempt it names, making room for one
+/// more; refunding it again, or an attempt of an unknown key, is `Ok`.
+pub async fn refund_forgets_one_attempt<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let k = key();
+    let at = now();
+    let first = admitted(reserve(&*store, &k, at, WINDOW, 2).await, "first");
+    let _second = admitted(reserve(&*store, &k, plus(at, 1), WINDOW, 2).await, "second");
+    assert!(matches!(
+        reserve(&*store, &k, plus(at, 2), WINDOW, 2).await,
+        Reservation::Refused { .. }
+    ));
+    ok(store.refund(&k, &first).await, "refund");
+    assert_eq!(
+        recent(&*store, &k, plus(at, 3), WINDOW).await,
+        vec![plus(at, 1)],
+        "refund must forget the one attempt it names, and only it"
+    );
+    admitted(
+        reserve(&*store, &k, plus(at, 4), WINDOW, 2).await,
+        "a refund makes room for one more",
+    );
+    ok(store.refund(&k, &first).await, "refund twice");
+    ok(
+        store.refund(&key(), &first).await,
+        "refund under an unknown key",
+    );
+    assert_eq!(
+        recent(&*store, &k, plus(at, 5), WINDOW).await,
+        vec![plus(at, 1), plus(at, 4)],
+        "a repeated refund must change nothing"
+    );
+    ok(store.clear_failures(&k).await, "clear_failures");
+    assert!(
+        recent(&*store, &k, plus(at, 6), WINDOW).await.is_empty(),
+        "clear_failures must forget reserved attempts too"
+    );
+}
+
+/// Of 24 concurrent reservations of one key with a limit of 5, exactly 5
+/// are admitted (count and record are one atomic operation): the
+/// login-guessing race of F-27.
+pub async fn concurrent_reserve_admits_at_most_the_limit<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let k = key();
+    let at = now();
+    let results = race(&store, 24, |store, _| {
+        let k = k.clone();
+        async move { store.reserve(&k, at, WINDOW, 5).await }
+    })
+    .await;
+    let admitted = results
+        .into_iter()
+        .map(|r| ok(r, "concurrent reserve"))
+        .filter(|r| matches!(r, Reservation::Admitted { .. }))
+        .count();
+    assert_eq!(
+        admitted, 5,
+        "24 concurrent reservations with a limit of 5 must admit exactly 5"
+    );
+    assert_eq!(
+        recent(&*store, &k, plus(at, 1), WINDOW).await.len(),
+        5,
+        "exactly the admitted attempts must be recorded"
+    );
+}
+
+/// Concurrent reservations of two keys at once (an identifier's and an
+/// address's, as a login makes them) are each held to their own limit: of
+/// 16 on each, 3 and 12 are admitted.
+pub async fn concurrent_reserve_on_two_keys<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let id = key();
+    let ip = key();
+    let at = now();
+    let results = race(&store, 32, |store, i| {
+        let (key, limit) = if i % 2 == 0 {
+            (id.clone(), 3)
+        } else {
+            (ip.clone(), 12)
+        };
+        async move { (i % 2, store.reserve(&key, at, WINDOW, limit).await) }
+    })
+    .await;
+    let mut admitted = [0usize; 2];
+    for (which, r) in results {
+        if matches!(ok(r, "concurrent reserve"), Reservation::Admitted { .. }) {
+            admitted[which] += 1;
+        }
+    }
+    assert_eq!(
+        admitted,
+        [3, 12],
+        "each key must admit exactly its limit under concurrency"
+    );
+}
+
+/// `purge_expired` deletes attempts whose window has passed and keeps the
+/// others (a store that expires data by itself may delete nothing and
+/// return 0). Run at times in 2001, before any other check's data.
+pub async fn purge_expired_keeps_live_attempts<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let short = key();
+    let long = key();
+    let at = era_2001(0);
+    admitted(
+        reserve(&*store, &short, at, Duration::from_secs(60), 5).await,
+        "reserve",
+    );
+    record(&*store, &short, plus(at, 1), KEEP).await;
+    admitted(
+        reserve(&*store, &long, at, Duration::from_secs(86_400), 5).await,
+        "reserve",
+    );
+    // The short window (60 s) has passed; the long one (1 day) has not. The
+    // record_failure of `short` at +1 lives for WINDOW (900 s).
+    let purged = ok(store.purge_expired(plus(at, 120)).await, "purge_expired");
+    let wide = Duration::from_secs(86_400);
+    assert_eq!(
+        recent(&*store, &long, plus(at, 120), wide).await,
+        vec![at],
+        "purge_expired must keep attempts within their window"
+    );
+    let left = recent(&*store, &short, plus(at, 120), wide).await;
+    if purged > 0 {
+        assert_eq!(
+            left,
+            vec![plus(at, 1)],
+            "purge_expired must delete exactly the attempts whose window has passed"
+        );
+    } else {
+        assert!(
+            left.contains(&plus(at, 1)),
+            "purge_expired must keep attempts within their window"
+        );
+    }
+    // Much later everything of these keys is out.
+    ok(
+        store.purge_expired(plus(at, 2 * 86_400)).await,
+        "purge_expired",
+    );
+    if purged > 0 {
+        assert!(
+            recent(&*store, &long, plus(at, 2 * 86_400), wide * 3)
+                .await
+                .is_empty(),
+            "purge_expired must delete every expired attempt"
+        );
+    }
 }

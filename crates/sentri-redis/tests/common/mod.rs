@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
-use sentri_core::store::{IdempotencyStore, StoreResult, ThrottleStore};
+use sentri_core::store::{AttemptId, IdempotencyStore, Reservation, StoreResult, ThrottleStore};
 use sentri_redis::RedisStore;
 use sentri_redis::fred::prelude::*;
 use sentri_redis::fred::types::{ClusterHash, CustomCommand};
@@ -186,6 +186,24 @@ impl IdempotencyStore for TestStore {
 
 #[async_trait]
 impl ThrottleStore for TestStore {
+    async fn reserve(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+        limit: u32,
+    ) -> StoreResult<Reservation> {
+        self.store.reserve(key, now, window, limit).await
+    }
+
+    async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {
+        self.store.refund(key, id).await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.store.purge_expired(now).await
+    }
+
     async fn record_failure(
         &self,
         key: &str,

@@ -16,6 +16,7 @@ use sentri_core::config::{
     CookieConfig, CookieTransport, IdempotencyConfig, SameSite, ThrottleConfig, parse_duration,
 };
 use sentri_core::net::IpNet;
+use sentri_core::password::PasswordPolicy;
 use sentri_core::{Algorithm, Config, SessionCheck};
 use zeroize::Zeroizing;
 
@@ -101,6 +102,12 @@ pub enum Key {
     AllowedOrigins,
     /// `SENTRI_LOGIN_MAX_FAILURES`: failed logins per identifier in 15 min.
     LoginMaxFailures,
+    /// `SENTRI_REGISTER_MAX_PER_HOUR`: self-registrations per client address
+    /// in an hour.
+    RegisterMaxPerHour,
+    /// `SENTRI_HASH_MAX_WAIT`: the longest a request waits for a password
+    /// hashing slot.
+    HashMaxWait,
     /// `SENTRI_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed
     /// (addresses or CIDR networks).
     TrustedProxies,
@@ -115,7 +122,7 @@ pub enum Key {
 
 impl Key {
     /// Every setting, in documentation order.
-    pub const ALL: [Key; 33] = [
+    pub const ALL: [Key; 35] = [
         Key::Bind,
         Key::HeaderReadTimeout,
         Key::BodyReadTimeout,
@@ -145,6 +152,8 @@ impl Key {
         Key::AccessCookieHttpOnly,
         Key::AllowedOrigins,
         Key::LoginMaxFailures,
+        Key::RegisterMaxPerHour,
+        Key::HashMaxWait,
         Key::TrustedProxies,
         Key::IdempotencyLockTtl,
         Key::Log,
@@ -183,6 +192,8 @@ impl Key {
             Key::AccessCookieHttpOnly => "access_cookie_httponly",
             Key::AllowedOrigins => "allowed_origins",
             Key::LoginMaxFailures => "login_max_failures",
+            Key::RegisterMaxPerHour => "register_max_per_hour",
+            Key::HashMaxWait => "hash_max_wait",
             Key::TrustedProxies => "trusted_proxies",
             Key::IdempotencyLockTtl => "idempotency_lock_ttl",
             Key::Log => "log",
@@ -222,6 +233,8 @@ impl Key {
             Key::AccessCookieHttpOnly => "SENTRI_ACCESS_COOKIE_HTTPONLY",
             Key::AllowedOrigins => "SENTRI_ALLOWED_ORIGINS",
             Key::LoginMaxFailures => "SENTRI_LOGIN_MAX_FAILURES",
+            Key::RegisterMaxPerHour => "SENTRI_REGISTER_MAX_PER_HOUR",
+            Key::HashMaxWait => "SENTRI_HASH_MAX_WAIT",
             Key::TrustedProxies => "SENTRI_TRUSTED_PROXIES",
             Key::IdempotencyLockTtl => "SENTRI_IDEMPOTENCY_LOCK_TTL",
             Key::Log => "SENTRI_LOG",
@@ -432,6 +445,11 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Failed logins per identifier before throttling (`None`: 10).
     pub login_max_failures: Option<u32>,
+    /// Self-registrations per client address in an hour (`None`: 10; `0`
+    /// turns the limit off).
+    pub register_max_per_hour: Option<u32>,
+    /// The longest wait for a password hashing slot (`None`: 5s).
+    pub hash_max_wait: Option<Duration>,
     /// Proxies whose `X-Forwarded-For` header is believed, as addresses or
     /// CIDR networks (default none: the socket peer is the client).
     pub trusted_proxies: Vec<IpNet>,
@@ -734,6 +752,18 @@ impl Settings {
                 )
             })?),
         };
+        let register_max_per_hour = match raw.get(Key::RegisterMaxPerHour) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
+                raw.err(
+                    Key::RegisterMaxPerHour,
+                    format!(
+                        "{:?} is not a whole number (0 turns the limit off)",
+                        v.trim()
+                    ),
+                )
+            })?),
+        };
         let mut trusted_proxies = Vec::new();
         for item in raw.get(Key::TrustedProxies).unwrap_or("").split(',') {
             let item = item.trim();
@@ -788,6 +818,8 @@ impl Settings {
             access_cookie_http_only,
             allowed_origins,
             login_max_failures,
+            register_max_per_hour,
+            hash_max_wait: duration(Key::HashMaxWait)?,
             trusted_proxies,
             idempotency_lock_ttl: duration(Key::IdempotencyLockTtl)?
                 .unwrap_or(IdempotencyConfig::DEFAULT_LOCK_TTL),
@@ -862,11 +894,21 @@ impl Settings {
             builder = builder.session_idle_timeout(idle);
         }
         builder = builder.session_check(self.session_check);
-        if let Some(max) = self.login_max_failures {
+        if self.login_max_failures.is_some() || self.register_max_per_hour.is_some() {
+            let defaults = ThrottleConfig::default();
             builder = builder.throttle(ThrottleConfig {
-                max_failures_per_identifier: max,
-                ..ThrottleConfig::default()
+                max_failures_per_identifier: self
+                    .login_max_failures
+                    .unwrap_or(defaults.max_failures_per_identifier),
+                max_registrations_per_ip: self
+                    .register_max_per_hour
+                    .unwrap_or(defaults.max_registrations_per_ip),
+                registration_window: Duration::from_secs(60 * 60),
+                ..defaults
             });
+        }
+        if let Some(wait) = self.hash_max_wait {
+            builder = builder.password_policy(PasswordPolicy::default().max_wait(wait));
         }
         builder = builder.trusted_proxies(self.trusted_proxies.iter().copied());
         builder = builder.idempotency(IdempotencyConfig {
@@ -904,6 +946,7 @@ impl Settings {
                 "reuse_grace" => Some(Key::ReuseGrace),
                 "session_idle_timeout" => Some(Key::SessionIdleTimeout),
                 "session_check" => Some(Key::SessionCheck),
+                "password.max_wait" => Some(Key::HashMaxWait),
                 "api_key" => Some(Key::ApiKey),
                 "issuer" => Some(Key::Issuer),
                 "audience" => Some(Key::Audience),

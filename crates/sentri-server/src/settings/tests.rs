@@ -114,6 +114,12 @@ fn every_bad_value_names_its_variable() {
         ),
         (&[("SENTRI_SESSION_CHECK", "never")], "SENTRI_SESSION_CHECK"),
         (
+            &[("SENTRI_REGISTER_MAX_PER_HOUR", "ten")],
+            "SENTRI_REGISTER_MAX_PER_HOUR",
+        ),
+        (&[("SENTRI_HASH_MAX_WAIT", "soon")], "SENTRI_HASH_MAX_WAIT"),
+        (&[("SENTRI_HASH_MAX_WAIT", "11m")], "SENTRI_HASH_MAX_WAIT"),
+        (
             &[("SENTRI_SESSION_CHECK", "cached:soon")],
             "SENTRI_SESSION_CHECK",
         ),
@@ -510,4 +516,25 @@ fn the_session_idle_timeout_is_off_by_default_and_validated() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn registration_limit_and_hashing_wait() {
+    let s = Settings::from_sources(Vec::<(&str, &str)>::new(), None).unwrap();
+    let c = s.core_config().unwrap();
+    assert_eq!(c.throttle().max_registrations_per_ip, 10);
+    assert_eq!(c.throttle().registration_window, Duration::from_secs(3600));
+    assert_eq!(c.password_policy().wait_bound(), Duration::from_secs(5));
+    let s = Settings::from_sources(
+        [
+            ("SENTRI_REGISTER_MAX_PER_HOUR", "0"),
+            ("SENTRI_HASH_MAX_WAIT", "2s"),
+        ],
+        None,
+    )
+    .unwrap();
+    let c = s.core_config().unwrap();
+    assert_eq!(c.throttle().max_registrations_per_ip, 0);
+    assert_eq!(c.throttle().max_failures_per_identifier, 10);
+    assert_eq!(c.password_policy().wait_bound(), Duration::from_secs(2));
 }
