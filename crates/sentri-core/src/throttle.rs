@@ -395,11 +395,7 @@ impl LoginTurns {
                 _guard: guard,
                 _place: place,
             }),
-            Err(_) => Err(Error::with_message(
-                ErrorCode::ServiceUnavailable,
-                "the server is busy; try again shortly",
-            )
-            .with_retry_after(max_wait.max(Duration::from_secs(1)))),
+            Err(_) => Err(crate::password::busy(max_wait)),
         }
     }
 

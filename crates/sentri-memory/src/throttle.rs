@@ -93,18 +93,7 @@ impl Throttle {
         window: Duration,
         limit: u32,
     ) -> Reservation {
-        let start = cutoff(now, window);
-        let counted: Vec<DateTime<Utc>> = self
-            .logs
-            .get(key)
-            .map(|log| {
-                log.times
-                    .iter()
-                    .filter(|e| e.at > start)
-                    .map(|e| e.at)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let counted = self.recent(key, now, window);
         let limit_n = limit as usize;
         if counted.len() >= limit_n {
             let retry_at = match counted.get(counted.len() - limit_n) {

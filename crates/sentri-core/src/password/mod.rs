@@ -649,8 +649,9 @@ impl Passwords {
     }
 }
 
-/// `SERVICE_UNAVAILABLE` for a full hashing queue, retry after `wait`.
-fn busy(wait: Duration) -> Error {
+/// `SERVICE_UNAVAILABLE` for a full queue (hashing slots, login turns),
+/// retry after `wait`.
+pub(crate) fn busy(wait: Duration) -> Error {
     Error::with_message(
         crate::error::ErrorCode::ServiceUnavailable,
         "the server is busy; try again shortly",

@@ -448,18 +448,8 @@ impl Sentri {
         let id = input.user_id;
         let users = &self.0.stores.users;
         let record = users.find_user(id).await?.ok_or_else(user_not_found)?;
-        if self.check_login_password(&input.current_password).is_err()
-            || self
-                .passwords()
-                .verify(&input.current_password, &record.password_hash)
-                .await?
-                == Verified::Invalid
-        {
-            return Err(Error::with_message(
-                ErrorCode::InvalidCredentials,
-                "current password is wrong",
-            ));
-        }
+        self.check_current_password(&input.current_password, &record)
+            .await?;
         let user = users
             .update_identifier(id, identifier.display(), identifier.key(), self.now())
             .await
@@ -481,6 +471,24 @@ impl Sentri {
         let new = user.identifier.clone();
         fire("on_identifier_changed", hook, (user.clone(), old, new)).await;
         Ok(user)
+    }
+
+    /// `INVALID_CREDENTIALS` unless `password` is the current password of
+    /// `record` (the check of the identifier and password changes).
+    async fn check_current_password(&self, password: &str, record: &UserRecord) -> Result<()> {
+        if self.check_login_password(password).is_err()
+            || self
+                .passwords()
+                .verify(password, &record.password_hash)
+                .await?
+                == Verified::Invalid
+        {
+            return Err(Error::with_message(
+                ErrorCode::InvalidCredentials,
+                "current password is wrong",
+            ));
+        }
+        Ok(())
     }
 
     /// Change a password after checking the current one, and revoke every
@@ -509,18 +517,8 @@ impl Sentri {
             .find_user(input.user_id)
             .await?
             .ok_or_else(user_not_found)?;
-        if self.check_login_password(&input.current_password).is_err()
-            || self
-                .passwords()
-                .verify(&input.current_password, &record.password_hash)
-                .await?
-                == Verified::Invalid
-        {
-            return Err(Error::with_message(
-                ErrorCode::InvalidCredentials,
-                "current password is wrong",
-            ));
-        }
+        self.check_current_password(&input.current_password, &record)
+            .await?;
         let new = self.passwords().hash(&input.new_password).await?;
         let swapped = users
             .replace_password_hash(input.user_id, &record.password_hash, &new, self.now())
