@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod apps;
+pub mod plugin;
 
 pub use apps::Gates;
 

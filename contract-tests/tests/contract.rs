@@ -32,6 +32,22 @@ async fn signed_in(c: &Server, identifier: &str) -> sentri_contract_tests::Outco
     .await
 }
 
+/// Bootstrap the admin `root@example.com` and log in: its access token.
+async fn admin_token(c: &Server) -> String {
+    c.sentri
+        .bootstrap_admin("root@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let admin = c
+        .send(
+            "admin login",
+            Req::json("POST", "/auth/login", &creds("root@example.com")),
+            200,
+        )
+        .await;
+    token(&admin, "accessToken")
+}
+
 fn token(out: &sentri_contract_tests::Outcome, key: &str) -> String {
     out.data()[key].as_str().expect("a token").to_owned()
 }
@@ -391,18 +407,7 @@ async fn user_routes(c: Arc<Server>) {
     assert_eq!(feed.data()["identifier"], Value::Null);
     c.send("admin refused", Req::get("/admin").bearer(&at), 403)
         .await;
-    c.sentri
-        .bootstrap_admin("root@example.com", PASSWORD)
-        .await
-        .unwrap();
-    let admin = c
-        .send(
-            "admin login",
-            Req::json("POST", "/auth/login", &creds("root@example.com")),
-            200,
-        )
-        .await;
-    let admin = token(&admin, "accessToken");
+    let admin = admin_token(&c).await;
     c.send("admin", Req::get("/admin").bearer(&admin), 200)
         .await;
     c.send("admin is not self", note(&uid).bearer(&admin), 403)
@@ -925,5 +930,116 @@ async fn client_address_and_trusted_proxies() {
             .await;
         },
     )
+    .await;
+}
+
+/// Routes an application added to the table (as a feature crate will):
+/// mounted by both adapters with no adapter code, run through the same
+/// authentication, admin check, guard and idempotency layer as the
+/// built-in routes, with 404/405 and `Allow` from the table.
+#[tokio::test]
+async fn routes_added_to_the_table_behave_alike_on_both_adapters() {
+    contract(base, |c| async move {
+        c.send("plugin ping", Req::get("/auth/plugin/ping"), 200)
+            .await;
+        c.send(
+            "plugin ping trailing slash",
+            Req::get("/auth/plugin/ping/"),
+            404,
+        )
+        .await;
+        let wrong = c
+            .send(
+                "plugin ping wrong method",
+                Req::json("POST", "/auth/plugin/ping", &json!({})),
+                405,
+            )
+            .await;
+        assert_eq!(wrong.header("allow"), Some("GET"));
+        c.send(
+            "note without a token",
+            Req::json("POST", "/auth/notes", &json!({"text": "hi"})),
+            401,
+        )
+        .await;
+        let alice = signed_in(&c, "alice@example.com").await;
+        let at = token(&alice, "accessToken");
+        let create = |key: &str, text: &str| {
+            Req::json("POST", "/auth/notes", &json!({"text": text}))
+                .bearer(&at)
+                .header("x-idempotency-key", key)
+        };
+        let note = c.send("create note", create("note-1", "first"), 201).await;
+        assert_eq!(note.data()["note"]["text"], "first");
+        let id = note.data()["note"]["id"].as_u64().expect("an id");
+        // The idempotency layer of the table: a repeat is replayed, the
+        // handler does not run again (the next note still gets id + 1).
+        let again = c
+            .send("create note again", create("note-1", "first"), 201)
+            .await;
+        assert_eq!(again.data()["note"]["id"], id);
+        assert_eq!(again.header("x-idempotent-replayed"), Some("true"));
+        c.send(
+            "create note same key other body",
+            create("note-1", "other"),
+            422,
+        )
+        .await;
+        let second = c
+            .send("create second note", create("note-2", "second"), 201)
+            .await;
+        assert_eq!(second.data()["note"]["id"], id + 1);
+        c.send("empty note", create("note-3", ""), 400).await;
+        let path = format!("/auth/notes/{id}");
+        let got = c.send("read note", Req::get(&path).bearer(&at), 200).await;
+        assert_eq!(got.data()["note"]["text"], "first");
+        c.send(
+            "read unknown note",
+            Req::get("/auth/notes/999").bearer(&at),
+            404,
+        )
+        .await;
+        c.send("read note without a token", Req::get(&path), 401)
+            .await;
+        let bob = signed_in(&c, "bob@example.com").await;
+        let bob = token(&bob, "accessToken");
+        c.send(
+            "read another user's note",
+            Req::get(&path).bearer(&bob),
+            404,
+        )
+        .await;
+        c.send(
+            "delete note not admin",
+            Req::new("DELETE", &path).bearer(&at),
+            403,
+        )
+        .await;
+        let wrong = c
+            .send(
+                "note wrong method",
+                Req::json("PUT", &path, &json!({})).bearer(&at),
+                405,
+            )
+            .await;
+        assert_eq!(wrong.header("allow"), Some("GET,DELETE"));
+        let admin = admin_token(&c).await;
+        c.send("delete note", Req::new("DELETE", &path).bearer(&admin), 200)
+            .await;
+        c.send("read deleted note", Req::get(&path).bearer(&at), 404)
+            .await;
+        c.send(
+            "guarded without the key",
+            Req::get("/auth/plugin/guarded"),
+            403,
+        )
+        .await;
+        c.send(
+            "guarded with the key",
+            Req::get("/auth/plugin/guarded").header("x-plugin-key", "open"),
+            200,
+        )
+        .await;
+    })
     .await;
 }

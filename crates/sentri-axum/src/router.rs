@@ -1,4 +1,5 @@
-//! The built-in routes (SPEC §6) as an axum [`Router`].
+//! The route table (the built-in routes of SPEC §6, and any added) as an
+//! axum [`Router`].
 
 use std::net::SocketAddr;
 
@@ -10,7 +11,7 @@ use axum::extract::{NestedPath, RawPathParams, Request};
 use axum::response::Response;
 use axum::routing::{MethodFilter, on};
 use sentri_core::http::{
-    Api, Route, check_content_length, method_not_allowed_response, not_found_response,
+    Api, PathParams, check_content_length, method_not_allowed_response, not_found_response,
     payload_too_large,
 };
 use sentri_core::{Error, Sentri};
@@ -18,7 +19,8 @@ use sentri_core::{Error, Sentri};
 use crate::error::into_axum;
 use crate::panic::CatchPanicLayer;
 
-/// Every route of SPEC §6, to mount under any prefix:
+/// Every route of the table (the built-in routes of SPEC §6), to mount
+/// under any prefix:
 ///
 /// ```
 /// # use sentri_core::Sentri;
@@ -39,27 +41,40 @@ pub fn router(sentri: Sentri) -> Router {
 }
 
 /// As [`router`], with a configured [`Api`] (e.g. without the idempotency
-/// layer on the built-in routes). The prefix of `api` is used when the
-/// router is not nested.
+/// layer on the built-in routes, or with routes added by
+/// [`Api::with_route`]): every route of [`Api::routes`] is mounted. The
+/// prefix of `api` is used when the router is not nested.
+///
+/// # Panics
+/// When a route's method is one axum cannot route (a custom method).
 pub fn router_with(api: Api) -> Router {
     let mut router = Router::new();
-    for route in Route::ALL {
+    for (index, spec) in api.routes().iter().enumerate() {
+        let filter = MethodFilter::try_from(spec.method().clone())
+            .unwrap_or_else(|_| panic!("route {}: axum cannot route {}", spec.id(), spec.method()));
         let api = api.clone();
-        let filter = match route.method() {
-            m if m == http::Method::GET => MethodFilter::GET,
-            m if m == http::Method::PUT => MethodFilter::PUT,
-            m if m == http::Method::DELETE => MethodFilter::DELETE,
-            _ => MethodFilter::POST,
-        };
         router = router.route(
-            route.path(),
-            on(filter, move |req: Request| handle(api.clone(), route, req)),
+            spec.path(),
+            on(filter, move |req: Request| handle(api.clone(), index, req)),
         );
     }
+    let fallback_api = api.clone();
     router
         .fallback(|| async { into_axum(not_found_response()) })
-        .method_not_allowed_fallback(|| async { into_axum(method_not_allowed_response()) })
+        .method_not_allowed_fallback(move |req: Request| {
+            let api = fallback_api.clone();
+            async move { method_not_allowed(&api, &req) }
+        })
         .layer(CatchPanicLayer)
+}
+
+/// 405 with the `Allow` header of the route table, as on every adapter.
+fn method_not_allowed(api: &Api, req: &Request) -> Response {
+    let mut res = method_not_allowed_response();
+    if let Some(allow) = api.allow_header(req.uri().path()) {
+        res.headers_mut().insert(http::header::ALLOW, allow);
+    }
+    into_axum(res)
 }
 
 pub(crate) fn peer(req: &http::Extensions) -> Option<SocketAddr> {
@@ -68,25 +83,27 @@ pub(crate) fn peer(req: &http::Extensions) -> Option<SocketAddr> {
         .or_else(|| req.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
 }
 
-async fn handle(api: Api, route: Route, req: Request) -> Response {
+async fn handle(api: Api, index: usize, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let api = match parts.extensions.get::<NestedPath>() {
         Some(nested) => api.with_prefix(nested.as_str()),
         None => api,
     };
-    let param = match route.param() {
-        None => None,
-        Some(name) => match RawPathParams::from_request_parts(&mut parts, &()).await {
-            Ok(params) => params
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.to_owned()),
+    let spec = &api.routes()[index];
+    let mut params = PathParams::new();
+    if let Some(name) = spec.params().next() {
+        match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(raw) => {
+                for (n, v) in raw.iter() {
+                    params.push(n.to_owned(), v);
+                }
+            }
             Err(_) => {
                 return crate::error::SentriError(Error::validation(name, "is not valid UTF-8"))
                     .into_response_axum();
             }
-        },
-    };
+        }
+    }
     let limit = api.body_limit();
     let body = match read_body(&parts.headers, body, limit).await {
         Ok(body) => body,
@@ -100,7 +117,7 @@ async fn handle(api: Api, route: Route, req: Request) -> Response {
         body,
         peer,
     };
-    into_axum(api.call(route, &request, param.as_deref()).await)
+    into_axum(api.call_spec(spec, &request, &params).await)
 }
 
 /// Read a body up to `limit` bytes: `PAYLOAD_TOO_LARGE` beyond.

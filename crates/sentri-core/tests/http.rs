@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use bytes::Bytes;
 use sentri_core::clock::Clock;
 use sentri_core::config::{ConfigBuilder, CookieConfig, CookieTransport};
-use sentri_core::http::{Api, Request, TokenSource};
+use sentri_core::http::{Api, Request, Route, TokenSource};
 use sentri_core::password::PasswordPolicy;
 use sentri_core::store::Stores;
 use sentri_core::{Config, Sentri};
@@ -57,9 +57,13 @@ fn set_cookies(res: &http::Response<Bytes>) -> Vec<String> {
 
 async fn signed_in(api: &Api, who: &str) -> http::Response<Bytes> {
     let body = json!({"identifier": who, "password": PASSWORD});
-    let res = api.register(&post("/auth/register", body.clone())).await;
+    let res = api
+        .call(Route::Register, &post("/auth/register", body.clone()), None)
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    let res = api.login(&post("/auth/login", body)).await;
+    let res = api
+        .call(Route::Login, &post("/auth/login", body), None)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     res
 }
@@ -114,17 +118,21 @@ async fn input_problems_are_validation_errors_in_the_envelope() {
         ),
     ];
     for (req, message) in cases {
-        let res = api.login(&req).await;
+        let res = api.call(Route::Login, &req, None).await;
         assert_eq!(
             json_of(&res),
             json!({"error": true, "statusCode": 400, "code": "VALIDATION_ERROR", "message": message, "data": null})
         );
     }
     let res = api
-        .login(&post(
-            "/auth/login",
-            json!({"identifier": "a".repeat(2000), "password": "p"}),
-        ))
+        .call(
+            Route::Login,
+            &post(
+                "/auth/login",
+                json!({"identifier": "a".repeat(2000), "password": "p"}),
+            ),
+            None,
+        )
         .await;
     assert_eq!(res.status(), 413);
     assert_eq!(json_of(&res)["code"], "PAYLOAD_TOO_LARGE");
@@ -154,20 +162,24 @@ async fn refresh_cookie_transport_keeps_the_token_out_of_the_body() {
         .header("cookie", &cookie)
         .header("host", "api.example.com")
         .header("origin", "https://evil.example");
-    let res = api.refresh(&evil).await;
+    let res = api.call(Route::Refresh, &evil, None).await;
     assert_eq!(res.status(), 403);
     let ok = Request::new(Method::POST, "/auth/refresh")
         .header("cookie", &cookie)
         .header("host", "api.example.com")
         .header("origin", "https://api.example.com");
-    let res = api.refresh(&ok).await;
+    let res = api.call(Route::Refresh, &ok, None).await;
     assert_eq!(res.status(), 200);
     assert_eq!(set_cookies(&res).len(), 1);
 
     // Logout clears both cookies.
     let cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
     let res = api
-        .logout(&Request::new(Method::POST, "/auth/logout").header("cookie", &cookie))
+        .call(
+            Route::Logout,
+            &Request::new(Method::POST, "/auth/logout").header("cookie", &cookie),
+            None,
+        )
         .await;
     assert_eq!(res.status(), 200);
     let cleared = set_cookies(&res);
@@ -230,10 +242,10 @@ async fn idempotent_routes_replay_and_scope_by_caller() {
     let (api, _) = api_with(base()).await;
     let body = json!({"identifier": "dave@example.com", "password": PASSWORD});
     let req = post("/auth/register", body).header("x-idempotency-key", "k-1");
-    let first = api.register(&req).await;
+    let first = api.call(Route::Register, &req, None).await;
     assert_eq!(first.status(), 201);
     assert_eq!(first.headers()["x-request-id"], "k-1");
-    let again = api.register(&req).await;
+    let again = api.call(Route::Register, &req, None).await;
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["x-idempotent-replayed"], "true");
     assert_eq!(again.body(), first.body());
@@ -242,21 +254,23 @@ async fn idempotent_routes_replay_and_scope_by_caller() {
         json!({"identifier": "x@example.com", "password": PASSWORD}),
     )
     .header("x-idempotency-key", "k-1");
-    let res = api.register(&other).await;
+    let res = api.call(Route::Register, &other, None).await;
     assert_eq!(res.status(), 422);
     let bad = post(
         "/auth/register",
         json!({"identifier": "e@example.com", "password": PASSWORD}),
     )
     .header("x-idempotency-key", "bad key");
-    let res = api.register(&bad).await;
+    let res = api.call(Route::Register, &bad, None).await;
     assert_eq!(res.status(), 400);
 }
 
 #[tokio::test]
 async fn keys_are_published_only_for_asymmetric_signing() {
     let (api, _) = api_with(base()).await;
-    let res = api.keys(&Request::new(Method::GET, "/auth/keys")).await;
+    let res = api
+        .call(Route::Keys, &Request::new(Method::GET, "/auth/keys"), None)
+        .await;
     assert_eq!(res.status(), 404);
     let (api, _) = api_with(
         Config::builder()
@@ -264,7 +278,9 @@ async fn keys_are_published_only_for_asymmetric_signing() {
             .password_policy(PasswordPolicy::argon2id(256, 1, 1)),
     )
     .await;
-    let res = api.keys(&Request::new(Method::GET, "/auth/keys")).await;
+    let res = api
+        .call(Route::Keys, &Request::new(Method::GET, "/auth/keys"), None)
+        .await;
     assert_eq!(res.status(), 200);
     let jwks = json_of(&res);
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
@@ -464,17 +480,27 @@ async fn cookie_refresh_from_the_same_host_over_another_scheme_or_port_is_refuse
         "https://api.example.com:8443",
         "http://api.example.com:443",
     ] {
-        let res = api.refresh(&refresh(&cookie, origin)).await;
+        let res = api
+            .call(Route::Refresh, &refresh(&cookie, origin), None)
+            .await;
         assert_eq!(res.status(), 403, "{origin}");
         assert_eq!(json_of(&res)["code"], "FORBIDDEN");
     }
     let res = api
-        .refresh(&refresh(&cookie, "https://api.example.com:443"))
+        .call(
+            Route::Refresh,
+            &refresh(&cookie, "https://api.example.com:443"),
+            None,
+        )
         .await;
     assert_eq!(res.status(), 200);
     cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
     let res = api
-        .refresh(&refresh(&cookie, "https://api.example.com"))
+        .call(
+            Route::Refresh,
+            &refresh(&cookie, "https://api.example.com"),
+            None,
+        )
         .await;
     assert_eq!(res.status(), 200);
 }
@@ -579,7 +605,11 @@ async fn self_registration_is_limited_per_address() {
     // A weak password is refused before hashing and is refunded.
     for _ in 0..3 {
         let res = api
-            .register(&register_from("weak@example.com", "short", "192.0.2.50:1"))
+            .call(
+                Route::Register,
+                &register_from("weak@example.com", "short", "192.0.2.50:1"),
+                None,
+            )
             .await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     }
@@ -591,7 +621,7 @@ async fn self_registration_is_limited_per_address() {
             tokio::spawn(async move {
                 barrier.wait().await;
                 let req = register_from(&format!("r{i}@example.com"), PASSWORD, "192.0.2.50:1");
-                api.register(&req).await
+                api.call(Route::Register, &req, None).await
             })
         })
         .collect();
@@ -617,21 +647,21 @@ async fn self_registration_is_limited_per_address() {
     assert_eq!((created, limited), (10, 20));
     // Another address still may; an IPv6 client counts by its /64.
     let res = api
-        .register(&register_from(
-            "other@example.com",
-            PASSWORD,
-            "192.0.2.51:1",
-        ))
+        .call(
+            Route::Register,
+            &register_from("other@example.com", PASSWORD, "192.0.2.51:1"),
+            None,
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // After the hour, the address may register again.
     clock.advance(Duration::from_secs(3601));
     let res = api
-        .register(&register_from(
-            "later@example.com",
-            PASSWORD,
-            "192.0.2.50:1",
-        ))
+        .call(
+            Route::Register,
+            &register_from("later@example.com", PASSWORD, "192.0.2.50:1"),
+            None,
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
@@ -649,6 +679,9 @@ async fn registration_with_the_api_key_is_not_limited() {
     for i in 0..5 {
         let req = register_from(&format!("k{i}@example.com"), PASSWORD, "192.0.2.60:1")
             .header("x-api-key", "registration-api-key-123");
-        assert_eq!(api.register(&req).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            api.call(Route::Register, &req, None).await.status(),
+            StatusCode::CREATED
+        );
     }
 }

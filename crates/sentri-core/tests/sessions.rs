@@ -310,7 +310,7 @@ mod silent_refresh {
     use bytes::Bytes;
     use http::{Method, StatusCode};
     use sentri_core::config::{CookieConfig, CookieTransport};
-    use sentri_core::http::{Api, Request};
+    use sentri_core::http::{Api, Request, Route};
     use serde_json::json;
 
     fn cookie_api(env: &Env) -> Api {
@@ -346,10 +346,12 @@ mod silent_refresh {
                 .peer("192.0.2.1:5000".parse().unwrap())
         };
         assert_eq!(
-            api.register(&post("/auth/register")).await.status(),
+            api.call(Route::Register, &post("/auth/register"), None)
+                .await
+                .status(),
             StatusCode::CREATED
         );
-        let res = api.login(&post("/auth/login")).await;
+        let res = api.call(Route::Login, &post("/auth/login"), None).await;
         assert_eq!(res.status(), StatusCode::OK);
         let cookies = cookies_of(&res);
         (env, api, cookies)
@@ -400,11 +402,13 @@ mod silent_refresh {
             .find_map(|c| c.strip_prefix(&format!("{name}=")))
             .unwrap();
         let res = api
-            .refresh(
+            .call(
+                Route::Refresh,
                 &Request::new(Method::POST, "/auth/refresh")
                     .header("content-type", "application/json")
                     .body(json!({"refreshToken": old_refresh}).to_string())
                     .peer("192.0.2.1:5000".parse().unwrap()),
+                None,
             )
             .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

@@ -1,4 +1,5 @@
-//! The built-in routes (SPEC §6) as a poem endpoint.
+//! The route table (the built-in routes of SPEC §6, and any added) as a
+//! poem endpoint.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -8,12 +9,13 @@ use futures_util::FutureExt;
 use poem::error::ReadBodyError;
 use poem::middleware::PanicHandler;
 use poem::{Endpoint, Request, Response};
-use sentri_core::http::{Api, Route, check_content_length, payload_too_large};
+use sentri_core::http::{Api, RouteMiss, check_content_length, payload_too_large};
 use sentri_core::{Error, Sentri};
 
 use crate::error::{PanicEnvelope, SentriError, into_poem};
 
-/// Every route of SPEC §6 as one poem endpoint, to mount under any prefix:
+/// Every route of the table (the built-in routes of SPEC §6) as one poem
+/// endpoint, to mount under any prefix:
 ///
 /// ```
 /// # use sentri_core::Sentri;
@@ -39,8 +41,8 @@ pub fn routes_with(api: Api) -> SentriRoutes {
     SentriRoutes { api }
 }
 
-/// The endpoint of [`routes`]: matches [`Route::ALL`] below its mount
-/// prefix and runs [`Api::call`].
+/// The endpoint of [`routes`]: matches the route table of its [`Api`]
+/// ([`Api::routes`]) below its mount prefix and runs [`Api::call_spec`].
 #[derive(Debug, Clone)]
 pub struct SentriRoutes {
     api: Api,
@@ -76,12 +78,12 @@ impl SentriRoutes {
 
     async fn handle(&self, mut req: Request) -> Response {
         let api = self.api_for(&req);
-        let (route, param) = match Route::match_path(req.method(), req.uri().path()) {
+        let (spec, params) = match api.match_route(req.method(), req.uri().path()) {
             Ok(found) => found,
             Err(miss) => {
                 let mut res = into_poem(miss.into_response());
-                if res.status() == http::StatusCode::METHOD_NOT_ALLOWED
-                    && let Some(allow) = Route::allow_header(req.uri().path())
+                if miss == RouteMiss::MethodNotAllowed
+                    && let Some(allow) = api.allow_header(req.uri().path())
                 {
                     res.headers_mut().insert(http::header::ALLOW, allow);
                 }
@@ -99,7 +101,7 @@ impl SentriRoutes {
             body,
             peer: peer(&req),
         };
-        into_poem(api.call(route, &request, param.as_deref()).await)
+        into_poem(api.call_spec(spec, &request, &params).await)
     }
 }
 

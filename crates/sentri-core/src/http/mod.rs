@@ -77,6 +77,7 @@ pub mod guard;
 mod idempotency;
 mod response;
 mod routes;
+mod table;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -86,6 +87,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
+use crate::error::Result;
 use crate::service::Sentri;
 
 pub use auth::{Authenticated, TokenSource, access_token, verify_request};
@@ -99,6 +101,7 @@ pub use response::{
     method_not_allowed_response, not_found_response, panic_message, panic_response,
     panic_response_for, security_headers,
 };
+pub use table::{PathParams, RouteAuth, RouteContext, RouteFuture, RouteMiss, RouteSpec};
 
 /// A request as an adapter hands it to [`Api`]: method, URI, headers, the
 /// whole body (read up to [`crate::Config::body_limit`]) and the socket
@@ -238,9 +241,9 @@ impl fmt::Debug for Head<'_> {
     }
 }
 
-/// The built-in routes (SPEC §6). Adapters register each
-/// [`Route::method`] + [`Route::path`] under their mount prefix and call
-/// [`Api::call`] with the path parameter, if the route has one.
+/// The typed ids of the built-in routes (SPEC §6). Each is registered in
+/// the route table as a [`RouteSpec`] ([`Api::routes`]); adapters mount
+/// the table, and tests call a built-in by its id with [`Api::call`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Route {
@@ -327,94 +330,23 @@ impl Route {
         }
     }
 
-    /// Match a method and a path below the mount prefix: the route and its
-    /// parameter.
-    ///
-    /// # Errors
-    /// [`RouteMiss`]: an unknown path, or a known path with another method.
-    pub fn match_path(
-        method: &Method,
-        path: &str,
-    ) -> std::result::Result<(Route, Option<String>), RouteMiss> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
-        let mut path_known = false;
-        for route in Self::ALL {
-            let Some(param) = match_pattern(route.path(), path) else {
-                continue;
-            };
-            path_known = true;
-            if route.method() == method {
-                return Ok((route, param));
-            }
-        }
-        Err(if path_known {
-            RouteMiss::MethodNotAllowed
-        } else {
-            RouteMiss::NotFound
-        })
-    }
-}
-
-impl Route {
-    /// The `Allow` header of a 405 at `path` (below the mount prefix): the
-    /// methods of the routes with this path, comma-separated in the order
-    /// of [`Route::ALL`]; `None` when no route has this path.
-    pub fn allow_header(path: &str) -> Option<HeaderValue> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
-        let methods: Vec<Method> = Self::ALL
-            .iter()
-            .filter(|r| match_pattern(r.path(), path).is_some())
-            .map(|r| r.method())
-            .collect();
-        let methods: Vec<&str> = methods.iter().map(Method::as_str).collect();
-        if methods.is_empty() {
-            return None;
-        }
-        HeaderValue::from_str(&methods.join(",")).ok()
-    }
-}
-
-/// Why [`Route::match_path`] found no route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RouteMiss {
-    /// No route has this path: 404.
-    NotFound,
-    /// A route has this path, with another method: 405.
-    MethodNotAllowed,
-}
-
-impl RouteMiss {
-    /// The envelope response: `404 NOT_FOUND` or `405 METHOD_NOT_ALLOWED`.
-    pub fn into_response(self) -> http::Response<Bytes> {
+    /// The name of the route: its OpenAPI `operationId` and
+    /// [`RouteSpec::id`].
+    pub fn id(self) -> &'static str {
         match self {
-            Self::NotFound => not_found_response(),
-            Self::MethodNotAllowed => method_not_allowed_response(),
-        }
-    }
-}
-
-fn match_pattern(pattern: &str, path: &str) -> Option<Option<String>> {
-    let mut param = None;
-    let mut p = pattern.split('/');
-    let mut q = path.split('/');
-    loop {
-        match (p.next(), q.next()) {
-            (None, None) => return Some(param),
-            (Some(a), Some(b)) if a.starts_with('{') => {
-                if b.is_empty() {
-                    return None;
-                }
-                param = Some(b.to_owned());
-            }
-            (Some(a), Some(b)) if a == b => {}
-            _ => return None,
+            Self::Register => "register",
+            Self::Login => "login",
+            Self::Refresh => "refresh",
+            Self::Logout => "logout",
+            Self::LogoutAll => "logoutAll",
+            Self::Me => "getMe",
+            Self::ChangeIdentifier => "changeIdentifier",
+            Self::ChangePassword => "changePassword",
+            Self::ListSessions => "listSessions",
+            Self::RevokeSession => "revokeSession",
+            Self::AssignRoles => "assignRoles",
+            Self::RevokeRoles => "revokeRoles",
+            Self::Keys => "getKeys",
         }
     }
 }
@@ -426,6 +358,7 @@ pub struct Api {
     sentri: Sentri,
     prefix: Arc<str>,
     idempotent_routes: bool,
+    table: table::RouteTable,
 }
 
 impl Api {
@@ -436,7 +369,46 @@ impl Api {
             sentri,
             prefix: normalize_prefix(prefix).into(),
             idempotent_routes: true,
+            table: table::RouteTable::new(routes::builtin_routes()),
         }
+    }
+
+    /// The same API with `route` added to its table (after the built-in
+    /// routes), mounted by the adapters like any built-in.
+    ///
+    /// # Errors
+    /// `CONFIGURATION_ERROR` when a route of the table has the same id, or
+    /// the same method and path.
+    pub fn with_route(mut self, route: RouteSpec) -> Result<Self> {
+        self.table = self.table.with(route)?;
+        Ok(self)
+    }
+
+    /// The route table: the built-in routes, then the added ones.
+    /// Adapters mount each [`RouteSpec::method`] + [`RouteSpec::path`]
+    /// under their prefix and run it with [`Api::call_spec`].
+    pub fn routes(&self) -> &[RouteSpec] {
+        self.table.specs()
+    }
+
+    /// Match a method and a path below the mount prefix (exactly: a
+    /// trailing slash is another path): the route and its path parameters.
+    ///
+    /// # Errors
+    /// [`RouteMiss`]: an unknown path, or a known path with another method.
+    pub fn match_route(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> std::result::Result<(&RouteSpec, PathParams), RouteMiss> {
+        self.table.match_route(method, path)
+    }
+
+    /// The `Allow` header of a 405 at `path` (below the mount prefix): the
+    /// methods of the routes with this path, comma-separated in table
+    /// order; `None` when no route has this path.
+    pub fn allow_header(&self, path: &str) -> Option<HeaderValue> {
+        self.table.allow_header(path)
     }
 
     /// The same routes under another prefix.

@@ -7,7 +7,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 
 fn json_of(res: &http::Response<Bytes>) -> Value {
     serde_json::from_slice(res.body()).unwrap()
@@ -19,28 +19,113 @@ fn post(path: &str, body: Value) -> Request {
         .body(body.to_string())
 }
 
+fn builtin_table() -> table::RouteTable {
+    table::RouteTable::new(routes::builtin_routes())
+}
+
 #[test]
 fn routes_match_and_unknown_ones_are_envelopes() {
+    let table = builtin_table();
+    let (spec, params) = table
+        .match_route(&Method::DELETE, "/users/abc/roles")
+        .unwrap();
+    assert_eq!(spec.as_builtin(), Some(Route::RevokeRoles));
+    assert_eq!(params.get("userId"), Some("abc"));
+    let (spec, _) = table.match_route(&Method::GET, "/me").unwrap();
+    assert_eq!(spec.as_builtin(), Some(Route::Me));
+    // Exact paths, as the frameworks route them.
     assert_eq!(
-        Route::match_path(&Method::DELETE, "/users/abc/roles").unwrap(),
-        (Route::RevokeRoles, Some("abc".to_owned()))
+        table.match_route(&Method::GET, "/me/").unwrap_err(),
+        RouteMiss::NotFound
     );
-    assert_eq!(
-        Route::match_path(&Method::GET, "/me/").unwrap().0,
-        Route::Me
-    );
-    let res = Route::match_path(&Method::GET, "/login")
+    let res = table
+        .match_route(&Method::GET, "/login")
         .unwrap_err()
         .into_response();
     assert_eq!(res.status(), 405);
-    let res = Route::match_path(&Method::GET, "/nope")
+    let res = table
+        .match_route(&Method::GET, "/nope")
         .unwrap_err()
         .into_response();
     assert_eq!(res.status(), 404);
     assert_eq!(json_of(&res)["code"], "NOT_FOUND");
-    for route in Route::ALL {
-        assert_eq!(route.param().is_some(), route.path().contains('{'));
+    // An empty segment never matches a parameter.
+    assert_eq!(
+        table
+            .match_route(&Method::DELETE, "/users//roles")
+            .unwrap_err(),
+        RouteMiss::NotFound
+    );
+}
+
+#[test]
+fn the_builtin_table_is_every_route_with_its_method_path_and_id() {
+    let table = builtin_table();
+    let specs = table.specs();
+    assert_eq!(specs.len(), Route::ALL.len());
+    for (spec, route) in specs.iter().zip(Route::ALL) {
+        assert_eq!(spec.as_builtin(), Some(route));
+        assert_eq!(spec.method(), route.method());
+        assert_eq!(spec.path(), route.path());
+        assert_eq!(spec.id(), route.id());
+        assert_eq!(spec.params().next(), route.param());
     }
+    let ids: std::collections::HashSet<&str> = specs.iter().map(RouteSpec::id).collect();
+    assert_eq!(ids.len(), specs.len(), "operation ids are unique");
+    let idempotent: Vec<&str> = specs
+        .iter()
+        .filter(|s| s.is_idempotent())
+        .map(RouteSpec::id)
+        .collect();
+    assert_eq!(
+        idempotent,
+        [
+            "register",
+            "changeIdentifier",
+            "changePassword",
+            "assignRoles",
+            "revokeRoles"
+        ]
+    );
+}
+
+fn ok_route(id: &'static str, method: Method, path: &'static str) -> RouteSpec {
+    RouteSpec::new(id, method, path, |_| {
+        Box::pin(async { envelope_response::<()>(http::StatusCode::OK, "ok", None) })
+    })
+}
+
+#[test]
+fn an_added_route_may_not_clash_with_the_table() {
+    let table = builtin_table();
+    let err = table
+        .with(ok_route("other", Method::POST, "/login"))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigurationError);
+    assert!(err.to_string().contains("/login"), "{err}");
+    let err = table
+        .with(ok_route("login", Method::GET, "/elsewhere"))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigurationError);
+    // Same shape, another parameter name: still the same paths.
+    let err = table
+        .with(ok_route("x", Method::DELETE, "/sessions/{sessionId}"))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigurationError);
+    let table = table
+        .with(ok_route(
+            "listWidgets",
+            Method::GET,
+            "/sessions/{id}/widgets",
+        ))
+        .unwrap()
+        .with(ok_route("getSessionNote", Method::GET, "/sessions/{id}"))
+        .unwrap();
+    let (spec, params) = table
+        .match_route(&Method::GET, "/sessions/s1/widgets")
+        .unwrap();
+    assert_eq!((spec.id(), params.get("id")), ("listWidgets", Some("s1")));
+    assert_eq!(table.allow_header("/sessions/s1").unwrap(), "DELETE,GET");
 }
 
 #[test]
@@ -64,11 +149,12 @@ fn rate_limited_errors_carry_retry_after_and_panics_are_generic() {
 
 #[test]
 fn allow_header_lists_the_methods_of_a_path() {
-    assert_eq!(Route::allow_header("/login").unwrap(), "POST");
-    assert_eq!(Route::allow_header("/me/").unwrap(), "GET");
+    let table = builtin_table();
+    assert_eq!(table.allow_header("/login").unwrap(), "POST");
+    assert_eq!(table.allow_header("/me").unwrap(), "GET");
     assert_eq!(
-        Route::allow_header("/users/abc/roles").unwrap(),
+        table.allow_header("/users/abc/roles").unwrap(),
         "POST,DELETE"
     );
-    assert_eq!(Route::allow_header("/nope"), None);
+    assert_eq!(table.allow_header("/nope"), None);
 }
