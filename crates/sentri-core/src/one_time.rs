@@ -80,13 +80,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::TryRngCore;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{TokenHash, UserId};
 use crate::store::OneTimeTokenStore;
+use crate::tokens;
 
 /// What a one-time token is for: `email_verification`, `password_reset`,
 /// `magic_link`, … A token minted for one purpose is never redeemed for
@@ -308,7 +308,7 @@ pub fn hash_secret(secret: &str) -> Option<TokenHash> {
     }
     let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
     match URL_SAFE_NO_PAD.decode_slice(secret, bytes.as_mut()) {
-        Ok(SECRET_BYTES) => Some(TokenHash(Sha256::digest(bytes.as_ref()).into())),
+        Ok(SECRET_BYTES) => Some(tokens::hash_secret(bytes.as_ref())),
         _ => None,
     }
 }
@@ -376,7 +376,7 @@ impl OneTimeTokens {
         let secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
         let record = OneTimeRecord {
             purpose: purpose.clone(),
-            token_hash: TokenHash(Sha256::digest(bytes.as_ref()).into()),
+            token_hash: tokens::hash_secret(bytes.as_ref()),
             user_id: user,
             payload,
             created_at: now,
@@ -477,6 +477,8 @@ fn expiry(now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     #[test]
