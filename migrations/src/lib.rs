@@ -15,6 +15,7 @@
 //! | `sentri_idempotency` | idempotency locks (with their lease) and stored responses | `key` (pk), `expires_at` |
 //! | `sentri_throttle` | failed attempts | `id` (pk), `(key, at)`, `expires_at` |
 //! | `sentri_throttle_keys` | one lock row per throttled key (atomic reservations) | `key` (pk), `expires_at` |
+//! | `sentri_one_time_tokens` | hashes of one-time tokens (verification, reset, magic links, challenges) | `(purpose, token_hash)` (pk), `(user_id, purpose)`, `expires_at` |
 //!
 //! # Example
 //!
@@ -51,6 +52,7 @@ mod m20261124_000006_create_throttle;
 mod m20261203_000010_throttle_reservations;
 mod m20261203_000020_add_idempotency_lease;
 mod m20261203_000030_add_session_refresh_history;
+mod m20261204_000110_create_one_time_tokens;
 pub mod schema;
 
 /// The ordered list of sentri's migrations.
@@ -70,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_throttle_reservations::Migration),
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
             Box::new(m20261203_000030_add_session_refresh_history::Migration),
+            Box::new(m20261204_000110_create_one_time_tokens::Migration),
         ]
     }
 

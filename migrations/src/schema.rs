@@ -157,6 +157,27 @@ pub enum ThrottleKeys {
     ExpiresAt,
 }
 
+/// `sentri_one_time_tokens`: one-time tokens by purpose and hash.
+#[derive(DeriveIden, Clone, Copy, Debug)]
+pub enum OneTimeTokens {
+    /// The table.
+    #[sea_orm(iden = "sentri_one_time_tokens")]
+    Table,
+    /// What the token is for (`password_reset`, …); with `token_hash` the
+    /// primary key.
+    Purpose,
+    /// SHA-256 of the token's secret (32 bytes), never the secret.
+    TokenHash,
+    /// Whom the token was issued to.
+    UserId,
+    /// A small text the token carries (at most 1024 bytes), or `NULL`.
+    Payload,
+    /// When the token was minted.
+    CreatedAt,
+    /// When the token stops being redeemable.
+    ExpiresAt,
+}
+
 /// A timestamp column: `timestamp with time zone` on PostgreSQL,
 /// `DATETIME(6)` on MySQL/MariaDB (UTC, microseconds, no 2038 limit),
 /// RFC 3339 text on SQLite.

@@ -62,6 +62,7 @@
 //! | [`password`] | argon2id/scrypt, legacy bcrypt and `salt:key` (F-05) |
 //! | [`tokens`] | access JWTs, opaque refresh tokens, [`AuthUser`] (F-10) |
 //! | [`store`] | the store traits (F-30) |
+//! | [`one_time`] | single-use, hashed tokens of a purpose: mint and redeem (§10) |
 //! | [`cipher`] | secrets at rest: AES-256-GCM envelopes, the [`cipher::SecretCipher`] hook (F-15) |
 //! | [`hooks`] | hooks (F-07) and overrides (F-08) |
 //! | [`idempotency`], [`throttle`], [`net`] | framework-free pieces adapters call (F-26, F-27) |
@@ -80,6 +81,7 @@ pub mod identifier;
 mod keys;
 pub mod model;
 pub mod net;
+pub mod one_time;
 pub mod password;
 mod service;
 pub mod store;

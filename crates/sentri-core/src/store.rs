@@ -2,7 +2,7 @@
 //!
 //! sentri's services never read-then-write: everything that must be atomic
 //! (a unique identifier, a refresh rotation, a role merge, an idempotency
-//! lock) is one operation of these traits, and the backend makes it atomic
+//! lock, a one-time token's consumption) is one operation of these traits, and the backend makes it atomic
 //! (a unique index, a conditional update, a lock). A backend's only other job
 //! is to map its failures into [`StoreError`] with the right
 //! [`StoreErrorKind`].
@@ -27,6 +27,7 @@ use crate::model::{
     PasswordHash, Rotation, Session, SessionId, StoredResponse, TokenHash, User, UserId,
     UserRecord,
 };
+use crate::one_time::{OneTimeRecord, TokenPurpose};
 
 /// What kind of failure a store had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -481,6 +482,113 @@ pub trait ThrottleStore: Send + Sync + 'static {
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+/// One-time tokens (SPEC §10): the hashed, single-use secrets of e-mail
+/// verification, password reset, magic links, e-mail change and MFA
+/// challenges. [`OneTimeTokens`](crate::one_time::OneTimeTokens) mints and
+/// redeems them over this store; the store only keeps records.
+///
+/// A record is found by its purpose *and* its hash, never by the hash
+/// alone, so a token of one purpose does not exist for another. A token is
+/// expired at `now` when `expires_at <= now`; an expired record is never
+/// returned, whether or not it has been purged.
+///
+/// # Atomicity
+///
+/// [`OneTimeTokenStore::consume_token`] is one atomic operation: find the
+/// live record and delete it. Of N concurrent consumptions of one token
+/// exactly one returns the record, on every instance sharing the store (a
+/// `DELETE … RETURNING` in SQL, or a transaction holding the row's lock; one
+/// critical section in memory). The other operations need only be atomic on
+/// their own.
+///
+/// # Example
+///
+/// A complete store: a map under one lock. (`sentri-memory` adds an index
+/// by user; the conformance suite, `sentri_core::one_time_token_store_tests!`,
+/// checks any implementation.)
+///
+/// ```
+/// use std::collections::HashMap;
+///
+/// use async_trait::async_trait;
+/// use chrono::{DateTime, Utc};
+/// use parking_lot::Mutex;
+/// use sentri_core::model::{TokenHash, UserId};
+/// use sentri_core::one_time::{OneTimeRecord, TokenPurpose};
+/// use sentri_core::store::{OneTimeTokenStore, StoreError, StoreResult};
+///
+/// #[derive(Default)]
+/// struct MapStore(Mutex<HashMap<(TokenPurpose, TokenHash), OneTimeRecord>>);
+///
+/// #[async_trait]
+/// impl OneTimeTokenStore for MapStore {
+///     async fn insert_token(&self, record: OneTimeRecord) -> StoreResult<()> {
+///         let mut map = self.0.lock();
+///         let key = (record.purpose.clone(), record.token_hash);
+///         if map.contains_key(&key) {
+///             return Err(StoreError::conflict());
+///         }
+///         map.insert(key, record);
+///         Ok(())
+///     }
+///
+///     async fn consume_token(
+///         &self,
+///         purpose: &TokenPurpose,
+///         hash: &TokenHash,
+///         now: DateTime<Utc>,
+///     ) -> StoreResult<Option<OneTimeRecord>> {
+///         // One lock: the check and the removal are one step.
+///         let mut map = self.0.lock();
+///         let key = (purpose.clone(), *hash);
+///         match map.get(&key) {
+///             Some(record) if !record.is_expired_at(now) => Ok(map.remove(&key)),
+///             _ => Ok(None),
+///         }
+///     }
+///
+///     async fn delete_user_tokens(&self, user: UserId, purpose: &TokenPurpose) -> StoreResult<u64> {
+///         let mut map = self.0.lock();
+///         let before = map.len();
+///         map.retain(|_, r| r.user_id != user || r.purpose != *purpose);
+///         Ok((before - map.len()) as u64)
+///     }
+///
+///     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+///         let mut map = self.0.lock();
+///         let before = map.len();
+///         map.retain(|_, r| !r.is_expired_at(now));
+///         Ok((before - map.len()) as u64)
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait OneTimeTokenStore: Send + Sync + 'static {
+    /// Store `record`. `Conflict` (and nothing changed) when a record with
+    /// its purpose and hash exists, expired or not.
+    async fn insert_token(&self, record: OneTimeRecord) -> StoreResult<()>;
+
+    /// Atomically delete and return the record of `purpose` with `hash` if
+    /// it is live at `now` (`expires_at > now`); `None` when there is none
+    /// (never stored, consumed, deleted, of another purpose) or it has
+    /// expired, and then nothing changes. Of concurrent calls for one
+    /// record exactly one gets it.
+    async fn consume_token(
+        &self,
+        purpose: &TokenPurpose,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OneTimeRecord>>;
+
+    /// Delete every record of `purpose` issued to `user`, expired or not
+    /// (a new request voids the older tokens); returns how many.
+    async fn delete_user_tokens(&self, user: UserId, purpose: &TokenPurpose) -> StoreResult<u64>;
+
+    /// Delete every record expired at `now`, of every purpose; returns how
+    /// many.
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
 /// What a revocation event names (F-13): one session, or every session of
 /// a user (logout-all, password change, role change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -586,3 +694,6 @@ fn _object_safe(
     _: &dyn RevocationBus,
 ) {
 }
+
+#[allow(dead_code)]
+fn _one_time_object_safe(_: &dyn OneTimeTokenStore) {}

@@ -288,7 +288,7 @@ pub(crate) fn mint_refresh(sid: SessionId) -> NewRefresh {
     }
 }
 
-fn hash_secret(secret: &[u8]) -> TokenHash {
+pub(crate) fn hash_secret(secret: &[u8]) -> TokenHash {
     TokenHash(Sha256::digest(secret).into())
 }
 

@@ -55,11 +55,15 @@
 //!   `keep`, and at most [`DEFAULT_THROTTLE_MAX_KEYS`] keys by default; when
 //!   full, the key whose last failure is oldest goes, so nobody can exhaust
 //!   memory by failing logins under ever new identifiers.
+//! - **One-time tokens**: a map by purpose and hash and an index by user
+//!   and purpose. Expired tokens stay until
+//!   [`purge_expired_tokens`](sentri_core::store::OneTimeTokenStore::purge_expired_tokens);
+//!   how many are minted is up to the flows' rate limits.
 //!
 //! Every operation takes a short [`parking_lot`] lock (or moka's per-key
 //! lock) and never awaits while holding it, so the atomic operations of the
 //! contract (unique identifier, refresh rotation, role merge, idempotency
-//! lock, key rotation) are atomic here.
+//! lock, key rotation, one-time token consumption) are atomic here.
 //!
 //! # Conformance
 //!
@@ -76,6 +80,7 @@
 //! sentri_core::key_store_tests!(async { MemoryStore::new() });
 //! sentri_core::idempotency_store_tests!(async { MemoryStore::new() });
 //! sentri_core::throttle_store_tests!(async { MemoryStore::new() });
+//! sentri_core::one_time_token_store_tests!(async { MemoryStore::new() });
 //! # fn main() {}
 //! ```
 #![deny(missing_docs)]
@@ -89,6 +94,7 @@ use sentri_core::store::Stores;
 mod bus;
 mod idempotency;
 mod keys;
+mod one_time;
 mod sessions;
 mod throttle;
 mod users;
@@ -97,6 +103,7 @@ pub use bus::MemoryRevocationBus;
 
 use idempotency::IdempotencyCache;
 use keys::Keys;
+use one_time::OneTimeTokens;
 use sessions::Sessions;
 use throttle::Throttle;
 use users::Users;
@@ -119,14 +126,15 @@ pub enum Error {
     Config(&'static str),
 }
 
-/// Users, sessions, signing keys, idempotent responses and throttling
-/// counters, all in memory.
+/// Users, sessions, signing keys, idempotent responses, throttling
+/// counters and one-time tokens, all in memory.
 ///
 /// Implements [`UserStore`](sentri_core::store::UserStore),
 /// [`SessionStore`](sentri_core::store::SessionStore),
 /// [`KeyStore`](sentri_core::store::KeyStore),
-/// [`IdempotencyStore`](sentri_core::store::IdempotencyStore) and
-/// [`ThrottleStore`](sentri_core::store::ThrottleStore). It is `Send +
+/// [`IdempotencyStore`](sentri_core::store::IdempotencyStore),
+/// [`ThrottleStore`](sentri_core::store::ThrottleStore) and
+/// [`OneTimeTokenStore`](sentri_core::store::OneTimeTokenStore). It is `Send +
 /// Sync`, and a clone is another handle to the same data (like an [`Arc`],
 /// which it holds), so it is cheap to share.
 #[derive(Clone)]
@@ -140,6 +148,7 @@ struct Inner {
     keys: Mutex<Keys>,
     idempotency: IdempotencyCache,
     throttle: Mutex<Throttle>,
+    one_time: Mutex<OneTimeTokens>,
 }
 
 impl MemoryStore {
@@ -161,6 +170,7 @@ impl MemoryStore {
                 keys: Mutex::new(Keys::default()),
                 idempotency: IdempotencyCache::new(idempotency_capacity),
                 throttle: Mutex::new(Throttle::new(throttle_max_keys)),
+                one_time: Mutex::new(OneTimeTokens::default()),
             }),
         }
     }

@@ -13,6 +13,7 @@ sentri_core::session_store_tests!(async { MemoryStore::new() });
 sentri_core::key_store_tests!(async { MemoryStore::new() });
 sentri_core::idempotency_store_tests!(async { MemoryStore::new() });
 sentri_core::throttle_store_tests!(async { MemoryStore::new() });
+sentri_core::one_time_token_store_tests!(async { MemoryStore::new() });
 
 /// A handle to the one store of the `shared_store` checks.
 fn shared() -> MemoryStore {
@@ -28,4 +29,5 @@ mod shared_store {
     sentri_core::key_store_tests!(async { shared() });
     sentri_core::idempotency_store_tests!(async { shared() });
     sentri_core::throttle_store_tests!(async { shared() });
+    sentri_core::one_time_token_store_tests!(async { shared() });
 }

@@ -3,12 +3,14 @@
 //!
 //! [`SeaOrmStore`] wraps a [`sea_orm::DatabaseConnection`] (a connection
 //! pool) and implements sentri's [`UserStore`], [`SessionStore`],
-//! [`KeyStore`], [`IdempotencyStore`] and [`ThrottleStore`]. Everything the
-//! traits require to be atomic is done by the database: a unique index on
-//! the normalised identifier, a conditional `UPDATE` for refresh rotation and
-//! password compare-and-set, `INSERT … ON CONFLICT DO NOTHING` for role
-//! merges, a unique "active key per algorithm" column for signing keys and
-//! primary-key inserts for idempotency locks.
+//! [`KeyStore`], [`IdempotencyStore`], [`ThrottleStore`] and
+//! [`OneTimeTokenStore`]. Everything the traits require to be atomic is done
+//! by the database: a unique index on the normalised identifier, a
+//! conditional `UPDATE` for refresh rotation and password compare-and-set,
+//! `INSERT … ON CONFLICT DO NOTHING` for role merges, a unique "active key
+//! per algorithm" column for signing keys, primary-key inserts for
+//! idempotency locks, and `DELETE … RETURNING` (a locking read and a delete
+//! on MySQL/MariaDB) for consuming a one-time token.
 //!
 //! The schema lives in the `sentri-migration` crate; [`migrate`] applies it
 //! and is safe to call on every startup, also when several instances start at
@@ -88,6 +90,7 @@ mod entity;
 mod error;
 mod idempotency;
 mod keys;
+mod one_time;
 mod sessions;
 mod throttle;
 mod users;
@@ -98,7 +101,9 @@ mod users;
 pub struct StoresGuide;
 
 pub use sea_orm;
-pub use sentri_core::store::{IdempotencyStore, KeyStore, SessionStore, ThrottleStore, UserStore};
+pub use sentri_core::store::{
+    IdempotencyStore, KeyStore, OneTimeTokenStore, SessionStore, ThrottleStore, UserStore,
+};
 pub use sentri_migration;
 
 use error::map_db_err;

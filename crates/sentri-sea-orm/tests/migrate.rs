@@ -8,7 +8,7 @@ use sentri_migration::{Migrator, MigratorTrait};
 use sentri_sea_orm::SeaOrmStore;
 use sentri_sea_orm::sea_orm::DatabaseConnection;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "sentri_users",
     "sentri_user_roles",
     "sentri_sessions",
@@ -16,6 +16,7 @@ const TABLES: [&str; 7] = [
     "sentri_idempotency",
     "sentri_throttle",
     "sentri_throttle_keys",
+    "sentri_one_time_tokens",
 ];
 
 async fn assert_tables(db: &DatabaseConnection, present: bool) {

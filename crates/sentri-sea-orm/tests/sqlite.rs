@@ -8,3 +8,4 @@ sentri_core::session_store_tests!(common::sqlite_store());
 sentri_core::key_store_tests!(common::sqlite_store());
 sentri_core::idempotency_store_tests!(common::sqlite_store());
 sentri_core::throttle_store_tests!(common::sqlite_store());
+sentri_core::one_time_token_store_tests!(common::sqlite_store());

@@ -12,6 +12,7 @@
 //! | [`key_store_tests!`](crate::key_store_tests) | [`KeyStore`](crate::store::KeyStore) | [`keys`] |
 //! | [`idempotency_store_tests!`](crate::idempotency_store_tests) | [`IdempotencyStore`](crate::store::IdempotencyStore) | [`idempotency`] |
 //! | [`throttle_store_tests!`](crate::throttle_store_tests) | [`ThrottleStore`](crate::store::ThrottleStore) | [`throttle`] |
+//! | [`one_time_token_store_tests!`](crate::one_time_token_store_tests) | [`OneTimeTokenStore`](crate::store::OneTimeTokenStore) | [`one_time`] |
 //!
 //! # Running the suite against your store
 //!
@@ -40,6 +41,7 @@
 //! sentri_core::key_store_tests!(store());
 //! sentri_core::idempotency_store_tests!(async { my_store::MyStore::in_memory() });
 //! sentri_core::throttle_store_tests!(async { my_store::MyStore::in_memory() });
+//! sentri_core::one_time_token_store_tests!(store());
 //! ```
 //!
 //! Each macro expands to a module (`user_store_conformance`, …) holding one
@@ -64,7 +66,7 @@
 //!   algorithm names of 16 characters (`T` and 15 hex digits) so they never
 //!   touch the keys of another check; the global operations
 //!   (`purge_expired_sessions`, `delete_keys_retired_before`, the throttle's
-//!   `purge_expired`) are run at
+//!   `purge_expired`, `purge_expired_tokens`) are run at
 //!   times around the year 2001, long before any other check's data.
 //! - Times the checks pass in are whole seconds, so backends that store
 //!   seconds (MySQL `DATETIME`), microseconds (PostgreSQL) or milliseconds
@@ -72,9 +74,10 @@
 //! - The idempotency checks for `lock_ttl` and `ttl` sleep for real (about
 //!   1.5 s each), because [`IdempotencyStore`](crate::store::IdempotencyStore)
 //!   reads the clock itself.
-//! - The concurrency checks start 8 or 16 tokio tasks together (behind a
-//!   [`tokio::sync::Barrier`]) on the multi-threaded runtime; a store that
-//!   implements an atomic operation as read-then-write fails them.
+//! - The concurrency checks start 8, 16 or (one-time tokens) 50 tokio tasks
+//!   together (behind a [`tokio::sync::Barrier`]) on the multi-threaded
+//!   runtime; a store that implements an atomic operation as
+//!   read-then-write fails them.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -89,6 +92,7 @@ use crate::store::{StoreErrorKind, StoreResult, UserStore};
 
 pub mod idempotency;
 pub mod keys;
+pub mod one_time;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
@@ -373,6 +377,33 @@ macro_rules! throttle_store_tests {
             concurrent_reserve_admits_at_most_the_limit,
             concurrent_reserve_on_two_keys,
             purge_expired_keeps_live_attempts,
+        );
+    };
+}
+
+/// The [`OneTimeTokenStore`](crate::store::OneTimeTokenStore) conformance
+/// suite.
+///
+/// `sentri_core::one_time_token_store_tests!(async { MyStore::new() });`
+/// expands to a module `one_time_token_store_conformance` with one tokio
+/// test per check of [`testkit::one_time`](crate::testkit::one_time).
+#[macro_export]
+macro_rules! one_time_token_store_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__sentri_conformance!(
+            one_time_token_store_conformance,
+            one_time,
+            $factory;
+            insert_and_consume,
+            consume_unknown,
+            wrong_purpose_finds_nothing,
+            purposes_are_independent,
+            expired_is_never_returned,
+            consume_twice_fails,
+            insert_conflict,
+            delete_user_tokens_invalidates,
+            purge_expired_tokens,
+            concurrent_consume,
         );
     };
 }
