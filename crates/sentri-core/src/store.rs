@@ -624,7 +624,34 @@ pub trait RevocationBus: Send + Sync + 'static {
 /// One backend often implements every trait; [`Stores::from_backend`] wires
 /// such a backend into all slots, and each slot can be replaced (e.g. SQL for
 /// users and sessions, Redis for idempotency and throttling).
+///
+/// Beyond the built-in slots, the one-time token store
+/// ([`Stores::with_one_time_tokens`]) and any store a feature brings
+/// ([`Stores::with_extension`], typed by what is stored, usually an
+/// `Arc<dyn SomeStore>`) travel with the others; a feature asks for what it
+/// needs with [`Stores::require`] and startup fails with a
+/// `CONFIGURATION_ERROR` naming the feature and the store when it is
+/// missing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sentri_core::store::Stores;
+/// use sentri_memory::MemoryStore;
+///
+/// trait NotesStore: Send + Sync {}
+/// struct MemoryNotes;
+/// impl NotesStore for MemoryNotes {}
+///
+/// let memory = Arc::new(MemoryStore::new());
+/// let stores = Stores::from_backend(memory.clone())
+///     .with_one_time_tokens(memory)
+///     .with_extension::<Arc<dyn NotesStore>>(Arc::new(MemoryNotes));
+/// assert!(stores.require::<Arc<dyn NotesStore>>("notes", "notes").is_ok());
+/// let missing = stores.require::<Arc<String>>("greetings", "greeting").unwrap_err();
+/// assert_eq!(missing.to_string(), "greetings: needs a greeting store, and none was configured");
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Stores {
     /// Users.
     pub users: Arc<dyn UserStore>,
@@ -638,7 +665,17 @@ pub struct Stores {
     pub throttle: Arc<dyn ThrottleStore>,
     /// Revocation fan-out between instances (optional).
     pub revocations: Option<Arc<dyn RevocationBus>>,
+    /// One-time tokens (optional): e-mail verification, password resets,
+    /// magic links, second-factor challenges.
+    pub one_time: Option<Arc<dyn OneTimeTokenStore>>,
+    extensions: Extensions,
 }
+
+/// The stores features bring, one per type.
+#[derive(Clone, Default)]
+struct Extensions(
+    std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+);
 
 impl Stores {
     /// Use one backend for every store.
@@ -653,6 +690,8 @@ impl Stores {
             idempotency: backend.clone(),
             throttle: backend,
             revocations: None,
+            one_time: None,
+            extensions: Extensions::default(),
         }
     }
 
@@ -676,6 +715,67 @@ impl Stores {
         self.throttle = store;
         self
     }
+
+    /// Keep one-time tokens in `store` (expired ones are purged with the
+    /// expired sessions).
+    #[must_use]
+    pub fn with_one_time_tokens(mut self, store: Arc<dyn OneTimeTokenStore>) -> Self {
+        self.one_time = Some(store);
+        self
+    }
+
+    /// Add the store of a feature, found again by its type `T` (usually
+    /// `Arc<dyn TheFeaturesStore>`); a second value of the same type
+    /// replaces the first.
+    #[must_use]
+    pub fn with_extension<T: Clone + Send + Sync + 'static>(mut self, store: T) -> Self {
+        self.extensions
+            .0
+            .insert(std::any::TypeId::of::<T>(), Arc::new(store));
+        self
+    }
+
+    /// The store of type `T`, if one was added.
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.extensions
+            .0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|s| s.downcast_ref::<T>())
+    }
+
+    /// The store of type `T` that `feature` needs (`what` names it in the
+    /// error).
+    ///
+    /// # Errors
+    /// `CONFIGURATION_ERROR`: "`feature`: needs a `what` store, and none was
+    /// configured".
+    pub fn require<T: Clone + Send + Sync + 'static>(
+        &self,
+        feature: &str,
+        what: &str,
+    ) -> crate::Result<&T> {
+        self.extension::<T>().ok_or_else(|| missing(feature, what))
+    }
+
+    /// The one-time token store that `feature` needs.
+    ///
+    /// # Errors
+    /// `CONFIGURATION_ERROR` when none was configured.
+    pub fn require_one_time_tokens(
+        &self,
+        feature: &str,
+    ) -> crate::Result<&Arc<dyn OneTimeTokenStore>> {
+        self.one_time
+            .as_ref()
+            .ok_or_else(|| missing(feature, "one-time token"))
+    }
+}
+
+fn missing(feature: &str, what: &str) -> crate::Error {
+    crate::Error::with_message(
+        crate::ErrorCode::ConfigurationError,
+        format!("{feature}: needs a {what} store, and none was configured"),
+    )
 }
 
 impl fmt::Debug for Stores {

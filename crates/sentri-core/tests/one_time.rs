@@ -356,3 +356,44 @@ async fn debug_output_shows_no_secret_or_hash() {
         assert!(!shown.contains("new@example.com"), "{shown}");
     }
 }
+
+/// The one-time token store travels in `Stores`, and `Sentri` purges its
+/// expired tokens with the expired sessions; without one, nothing to do.
+#[tokio::test]
+async fn sentri_purges_expired_one_time_tokens_of_its_stores() {
+    use sentri_core::store::Stores;
+    let memory = Arc::new(MemoryStore::new());
+    let stores = memory.clone().stores();
+    let store = stores
+        .require_one_time_tokens("the test")
+        .expect("MemoryStore::stores carries one-time tokens")
+        .clone();
+    let clock = Clock::manual_at_now();
+    let config = sentri_core::Config::builder()
+        .hs256("test-secret-test-secret-test-secret!")
+        .valid_roles(["user"])
+        .build()
+        .unwrap();
+    let sentri = sentri_core::Sentri::with_clock(config, stores, clock.clone())
+        .await
+        .unwrap();
+    let tokens = OneTimeTokens::new(store).with_clock(clock.clone());
+    let user = UserId::new();
+    let short = tokens.mint(&RESET, user, TTL, None).await.unwrap();
+    let long = tokens.mint(&MAGIC, user, TTL * 4, None).await.unwrap();
+    assert_eq!(sentri.purge_expired_one_time_tokens().await.unwrap(), 0);
+    clock.advance(TTL + Duration::from_secs(1));
+    assert_eq!(sentri.purge_expired_one_time_tokens().await.unwrap(), 1);
+    tokens
+        .redeem(&RESET, short.expose_secret())
+        .await
+        .unwrap_err();
+    tokens.redeem(&MAGIC, long.expose_secret()).await.unwrap();
+
+    let bare = Stores::from_backend(memory);
+    let Err(err) = bare.require_one_time_tokens("e-mail flows") else {
+        panic!("a store without one-time tokens must say so");
+    };
+    assert_eq!(err.code(), ErrorCode::ConfigurationError);
+    assert!(err.to_string().contains("e-mail flows"), "{err}");
+}

@@ -175,10 +175,10 @@ impl MemoryStore {
         }
     }
 
-    /// This store in every slot of [`Stores`] (the same as
-    /// [`Stores::from_backend`]).
+    /// This store in every slot of [`Stores`]: [`Stores::from_backend`]
+    /// and the one-time tokens.
     pub fn stores(self: Arc<Self>) -> Stores {
-        Stores::from_backend(self)
+        Stores::from_backend(self.clone()).with_one_time_tokens(self)
     }
 
     /// How many users the store holds.

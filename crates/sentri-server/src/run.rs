@@ -143,7 +143,7 @@ pub async fn build_sentri_with(
     redis: Option<&RedisStores>,
 ) -> Result<Sentri, ServerError> {
     let config = settings.core_config()?;
-    let mut stores = Stores::from_backend(store);
+    let mut stores = Stores::from_backend(store.clone()).with_one_time_tokens(store);
     if let Some(redis) = redis {
         stores = stores
             .with_idempotency(redis.store.clone())

@@ -346,7 +346,20 @@ impl Sentri {
             .await?)
     }
 
-    /// Purge expired sessions every `every` in a background task, until the
+    /// Delete expired one-time tokens, when a one-time token store is
+    /// configured; returns how many.
+    ///
+    /// # Errors
+    /// `SERVICE_UNAVAILABLE`.
+    pub async fn purge_expired_one_time_tokens(&self) -> Result<u64> {
+        match &self.0.stores.one_time {
+            Some(store) => Ok(store.purge_expired_tokens(self.now()).await?),
+            None => Ok(0),
+        }
+    }
+
+    /// Purge expired sessions (and expired one-time tokens, when their
+    /// store is configured) every `every` in a background task, until the
     /// returned handle is aborted or the runtime stops. Failures are logged.
     pub fn spawn_session_purger(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let sentri = self.clone();
@@ -359,6 +372,13 @@ impl Sentri {
                     Ok(n) if n > 0 => tracing::debug!(purged = n, "expired sessions purged"),
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "purging expired sessions failed"),
+                }
+                match sentri.purge_expired_one_time_tokens().await {
+                    Ok(n) if n > 0 => tracing::debug!(purged = n, "expired one-time tokens purged"),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "purging expired one-time tokens failed");
+                    }
                 }
             }
         })
