@@ -125,7 +125,7 @@ use fred::interfaces::ClientLike;
 use fred::types::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
 
-pub use bus::RedisRevocationBus;
+pub use bus::{BUS_HEARTBEAT_INTERVAL, RedisRevocationBus};
 pub use error::Error;
 /// The Redis client this crate is built on, re-exported so applications
 /// build their [`Pool`](fred::clients::Pool) with the same version.
@@ -250,6 +250,7 @@ impl RedisStore {
             self.inner.conn.clone(),
             subscriber,
             format!("{}revocations", self.inner.prefix),
+            self.inner.command_timeout,
         )
         .await
     }
