@@ -49,21 +49,42 @@ pub const BUS_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// [`broadcast`] channel; [`subscribe`](RevocationBus::subscribe) hands out
 /// receivers of it.
 ///
-/// # Lost subscriptions
+/// # Live, and when it is not
 ///
-/// While the subscription connection is down, events published by other
-/// instances are lost, and a cache that kept what they revoked would serve
-/// revoked sessions. So when the subscription comes back (the task
-/// subscribes again after every reconnect), or when the task itself fell
-/// behind Redis, the bus **closes** its local channel and starts a new one:
-/// receivers of the old one get [`RecvError::Closed`], on which `Sentri`
-/// drops its whole session cache. Receivers taken from
-/// [`subscribe`](RevocationBus::subscribe) after that get the new channel.
+/// The bus is **live** while Redis has confirmed its subscription and the
+/// connection still answers: every event published from then on reaches
+/// it. [`RedisRevocationBus::connect`] and
+/// [`RedisStore::revocation_bus`](crate::RedisStore::revocation_bus) return
+/// only once it is live (fred resolves a `SUBSCRIBE` as soon as it is
+/// written; the bus follows it with a `PING` on the same connection and
+/// waits for the answer, which Redis sends only after the `SUBSCRIBE` took
+/// effect), so an event published right after they return is heard.
 ///
-/// Note that `Sentri` (as of this version) stops listening after `Closed`,
-/// so an instance whose subscription was lost once falls back to the
-/// bounded staleness of `Cached` without a bus: revocations by other
-/// instances then reach it within the cache's time-to-live, not at once.
+/// It is **not live** from the moment it may miss events: a connection
+/// error, a reconnect (a new connection holds no subscription), or a
+/// heartbeat `PING` (every [`BUS_HEARTBEAT_INTERVAL`], 1 s) unanswered
+/// within the command timeout (a frozen Redis, a connection that died
+/// without a reset). It becomes live again when a new `SUBSCRIBE` is
+/// confirmed the same way (tried every 200 ms), in a new **epoch**;
+/// [`live_epoch`](RevocationBus::live_epoch) reads it with one atomic load.
+///
+/// `Sentri` in [`Cached`](sentri_core::SessionCheck::Cached) mode uses its
+/// session cache only while the bus is live, and only entries cached in the
+/// current epoch: while the bus is not live every check reads the session
+/// from the store (and caches nothing), and what was cached before a gap is
+/// never used after it, since revocations published during the gap were
+/// missed. So an instance accepts a session revoked on another instance
+/// only until its bus notices the loss: at once when the connection closes
+/// (a killed or restarted Redis), within `BUS_HEARTBEAT_INTERVAL` + the
+/// command timeout (3 s by default) when it dies silently. Redis down
+/// costs store reads, not wrong answers.
+///
+/// When the bus is live again, and when its task fell behind Redis, it also
+/// **closes** its local channel and starts a new one: receivers of the old
+/// one get [`RecvError::Closed`], on which `Sentri` subscribes again and
+/// drops its whole cache (freeing what the epoch check already ignores).
+/// Receivers taken from [`subscribe`](RevocationBus::subscribe) after that
+/// get the new channel.
 ///
 /// # Errors
 ///
@@ -157,8 +178,8 @@ impl RedisRevocationBus {
     /// the channel `<key_prefix>revocations`, with the default settings of
     /// [`RedisStore::builder`](crate::RedisStore::builder).
     ///
-    /// Returns once the subscription is active: an event published after
-    /// that reaches this bus.
+    /// Returns once Redis has confirmed the subscription: an event
+    /// published after that reaches this bus.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) for a bad URL or prefix,
