@@ -254,15 +254,32 @@ async fn ended_elsewhere(store: &MemoryStore, out: &sentri_core::AuthOutput) {
     store.delete_session(out.session_id).await.unwrap();
 }
 
-#[tokio::test]
-async fn while_the_bus_is_not_live_sessions_are_read_from_the_store() {
+/// One instance on a gated bus (live in epoch 1) and its store, with
+/// `identifier` signed in and its session cached.
+async fn gated_instance(
+    identifier: &str,
+) -> (
+    Arc<GatedBus>,
+    Arc<MemoryStore>,
+    Env,
+    sentri_core::AuthOutput,
+) {
     let bus = Arc::new(GatedBus::live_in(1));
     let store = Arc::new(MemoryStore::new());
     let stores = Stores::from_backend(store.clone()).with_revocation_bus(bus.clone());
     let env = env_on(cached(Duration::from_secs(600)), stores).await;
-    let out = signed_in(&env, "cache-gated@example.com").await;
+    let out = signed_in(&env, identifier).await;
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    (bus, store, env, out)
+}
+
+#[tokio::test]
+async fn while_the_bus_is_not_live_sessions_are_read_from_the_store() {
+    let (bus, store, env, out) = gated_instance("cache-gated@example.com").await;
     let token = out.tokens.access_token.clone();
-    env.sentri.verify_access(&token).await.unwrap();
     assert!(
         env.sentri.try_verify_access(&token).is_some(),
         "a live bus serves the session from the cache"
@@ -279,13 +296,8 @@ async fn while_the_bus_is_not_live_sessions_are_read_from_the_store() {
 
 #[tokio::test]
 async fn what_was_cached_before_the_bus_went_down_is_not_used_after_it_is_back() {
-    let bus = Arc::new(GatedBus::live_in(1));
-    let store = Arc::new(MemoryStore::new());
-    let stores = Stores::from_backend(store.clone()).with_revocation_bus(bus.clone());
-    let env = env_on(cached(Duration::from_secs(600)), stores).await;
-    let out = signed_in(&env, "cache-epoch@example.com").await;
+    let (bus, store, env, out) = gated_instance("cache-epoch@example.com").await;
     let token = out.tokens.access_token.clone();
-    env.sentri.verify_access(&token).await.unwrap();
 
     // Down, the session ends elsewhere unheard, and the bus is back: the
     // entry of the old epoch must not answer.
