@@ -417,8 +417,11 @@ impl Listener {
                             missed,
                             "revocation listener fell behind redis; dropping caches"
                         );
-                        self.local.set_down();
-                        self.live_again();
+                        // Events were dropped here, not on the connection:
+                        // a new epoch if live; if not, recovering renews.
+                        if self.local.set_down() {
+                            self.live_again();
+                        }
                     }
                     Err(RecvError::Closed) => return,
                 },
