@@ -617,6 +617,25 @@ pub trait RevocationBus: Send + Sync + 'static {
     /// A lagging receiver must make the caller drop its whole cache, which
     /// `Sentri` does on `RecvError::Lagged`.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
+
+    /// Whether this instance hears, now, every event any instance
+    /// publishes: `Some(epoch)` while it does, `None` while events may be
+    /// missed (the subscription is not yet confirmed, its connection is
+    /// down, or it cannot be confirmed).
+    ///
+    /// The epoch must change every time the bus becomes live again after
+    /// it was not (or after it dropped events): `Sentri` trusts a cached
+    /// session only while the epoch it was cached in is the current one, so
+    /// a cache filled before a gap is never read after it. While this is
+    /// `None`, `Sentri` in `Cached` mode reads every session from the store
+    /// and caches nothing.
+    ///
+    /// Called on every cached lookup: keep it to an atomic load. The
+    /// default, for a bus that cannot miss events (in-process), is always
+    /// `Some(0)`.
+    fn live_epoch(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 /// The stores a [`Sentri`](crate::Sentri) runs on.

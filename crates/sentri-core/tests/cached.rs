@@ -203,3 +203,120 @@ async fn instances_keep_listening_after_the_bus_reconnects() {
         "instance B stopped listening after the bus reconnected"
     );
 }
+
+/// A bus whose liveness the test sets, as a Redis bus's changes when its
+/// connection drops and its subscription is confirmed again.
+struct GatedBus {
+    events: tokio::sync::broadcast::Sender<sentri_core::store::Revocation>,
+    /// The epoch while live, 0 while not.
+    live: std::sync::atomic::AtomicU64,
+}
+
+impl GatedBus {
+    fn live_in(epoch: u64) -> Self {
+        Self {
+            events: tokio::sync::broadcast::channel(64).0,
+            live: std::sync::atomic::AtomicU64::new(epoch),
+        }
+    }
+
+    fn set(&self, epoch: u64) {
+        self.live.store(epoch, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl sentri_core::store::RevocationBus for GatedBus {
+    /// Delivers nothing: every revocation of these tests is "lost".
+    async fn publish(
+        &self,
+        _: sentri_core::store::Revocation,
+    ) -> sentri_core::store::StoreResult<()> {
+        Ok(())
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<sentri_core::store::Revocation> {
+        self.events.subscribe()
+    }
+
+    fn live_epoch(&self) -> Option<u64> {
+        match self.live.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            epoch => Some(epoch),
+        }
+    }
+}
+
+/// A session ended in the store behind this instance's back (another
+/// instance's revocation whose event never arrived).
+async fn ended_elsewhere(store: &MemoryStore, out: &sentri_core::AuthOutput) {
+    use sentri_core::store::SessionStore;
+    store.delete_session(out.session_id).await.unwrap();
+}
+
+/// One instance on a gated bus (live in epoch 1) and its store, with
+/// `identifier` signed in and its session cached.
+async fn gated_instance(
+    identifier: &str,
+) -> (
+    Arc<GatedBus>,
+    Arc<MemoryStore>,
+    Env,
+    sentri_core::AuthOutput,
+) {
+    let bus = Arc::new(GatedBus::live_in(1));
+    let store = Arc::new(MemoryStore::new());
+    let stores = Stores::from_backend(store.clone()).with_revocation_bus(bus.clone());
+    let env = env_on(cached(Duration::from_secs(600)), stores).await;
+    let out = signed_in(&env, identifier).await;
+    env.sentri
+        .verify_access(&out.tokens.access_token)
+        .await
+        .unwrap();
+    (bus, store, env, out)
+}
+
+#[tokio::test]
+async fn while_the_bus_is_not_live_sessions_are_read_from_the_store() {
+    let (bus, store, env, out) = gated_instance("cache-gated@example.com").await;
+    let token = out.tokens.access_token.clone();
+    assert!(
+        env.sentri.try_verify_access(&token).is_some(),
+        "a live bus serves the session from the cache"
+    );
+
+    bus.set(0);
+    // Not from the cache, but still accepted: the store is asked.
+    assert!(env.sentri.try_verify_access(&token).is_none());
+    env.sentri.verify_access(&token).await.unwrap();
+    ended_elsewhere(&store, &out).await;
+    let err = env.sentri.verify_access(&token).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test]
+async fn what_was_cached_before_the_bus_went_down_is_not_used_after_it_is_back() {
+    let (bus, store, env, out) = gated_instance("cache-epoch@example.com").await;
+    let token = out.tokens.access_token.clone();
+
+    // Down, the session ends elsewhere unheard, and the bus is back: the
+    // entry of the old epoch must not answer.
+    bus.set(0);
+    ended_elsewhere(&store, &out).await;
+    bus.set(2);
+    assert!(env.sentri.try_verify_access(&token).is_none());
+    let err = env.sentri.verify_access(&token).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TokenInvalid);
+
+    // Sessions read in the new epoch are cached again.
+    let other = signed_in(&env, "cache-epoch-2@example.com").await;
+    env.sentri
+        .verify_access(&other.tokens.access_token)
+        .await
+        .unwrap();
+    assert!(
+        env.sentri
+            .try_verify_access(&other.tokens.access_token)
+            .is_some()
+    );
+}

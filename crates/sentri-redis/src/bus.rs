@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,8 +15,9 @@ use parking_lot::Mutex;
 use sentri_core::model::{SessionId, UserId};
 use sentri_core::store::{Revocation, RevocationBus, StoreError, StoreResult};
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::conn::Conn;
 use crate::error::RedisError;
@@ -24,8 +26,15 @@ use crate::error::RedisError;
 /// (and drops its whole cache), as in the in-process bus.
 const LOCAL_CAPACITY: usize = 1024;
 
-/// How long to wait between attempts to subscribe again after a reconnect.
+/// How long to wait between attempts to subscribe again after the
+/// subscription was lost.
 const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(200);
+
+/// How often the listener checks, with a `PING` on the subscription
+/// connection, that Redis still answers there. With the command timeout it
+/// bounds how long a silently dead connection (a frozen Redis, a network
+/// partition without a reset) is taken for a live one.
+pub const BUS_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Revocation fan-out between processes through Redis pub/sub, for
 /// [`SessionCheck::Cached`](sentri_core::SessionCheck::Cached).
@@ -40,21 +49,42 @@ const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(200);
 /// [`broadcast`] channel; [`subscribe`](RevocationBus::subscribe) hands out
 /// receivers of it.
 ///
-/// # Lost subscriptions
+/// # Live, and when it is not
 ///
-/// While the subscription connection is down, events published by other
-/// instances are lost, and a cache that kept what they revoked would serve
-/// revoked sessions. So when the subscription comes back (the task
-/// subscribes again after every reconnect), or when the task itself fell
-/// behind Redis, the bus **closes** its local channel and starts a new one:
-/// receivers of the old one get [`RecvError::Closed`], on which `Sentri`
-/// drops its whole session cache. Receivers taken from
-/// [`subscribe`](RevocationBus::subscribe) after that get the new channel.
+/// The bus is **live** while Redis has confirmed its subscription and the
+/// connection still answers: every event published from then on reaches
+/// it. [`RedisRevocationBus::connect`] and
+/// [`RedisStore::revocation_bus`](crate::RedisStore::revocation_bus) return
+/// only once it is live (fred resolves a `SUBSCRIBE` as soon as it is
+/// written; the bus follows it with a `PING` on the same connection and
+/// waits for the answer, which Redis sends only after the `SUBSCRIBE` took
+/// effect), so an event published right after they return is heard.
 ///
-/// Note that `Sentri` (as of this version) stops listening after `Closed`,
-/// so an instance whose subscription was lost once falls back to the
-/// bounded staleness of `Cached` without a bus: revocations by other
-/// instances then reach it within the cache's time-to-live, not at once.
+/// It is **not live** from the moment it may miss events: a connection
+/// error, a reconnect (a new connection holds no subscription), or a
+/// heartbeat `PING` (every [`BUS_HEARTBEAT_INTERVAL`], 1 s) unanswered
+/// within the command timeout (a frozen Redis, a connection that died
+/// without a reset). It becomes live again when a new `SUBSCRIBE` is
+/// confirmed the same way (tried every 200 ms), in a new **epoch**;
+/// [`live_epoch`](RevocationBus::live_epoch) reads it with one atomic load.
+///
+/// `Sentri` in [`Cached`](sentri_core::SessionCheck::Cached) mode uses its
+/// session cache only while the bus is live, and only entries cached in the
+/// current epoch: while the bus is not live every check reads the session
+/// from the store (and caches nothing), and what was cached before a gap is
+/// never used after it, since revocations published during the gap were
+/// missed. So an instance accepts a session revoked on another instance
+/// only until its bus notices the loss: at once when the connection closes
+/// (a killed or restarted Redis), within `BUS_HEARTBEAT_INTERVAL` + the
+/// command timeout (3 s by default) when it dies silently. Redis down
+/// costs store reads, not wrong answers.
+///
+/// When the bus is live again, and when its task fell behind Redis, it also
+/// **closes** its local channel and starts a new one: receivers of the old
+/// one get [`RecvError::Closed`], on which `Sentri` subscribes again and
+/// drops its whole cache (freeing what the epoch check already ignores).
+/// Receivers taken from [`subscribe`](RevocationBus::subscribe) after that
+/// get the new channel.
 ///
 /// # Errors
 ///
@@ -88,16 +118,39 @@ impl Drop for Shared {
     }
 }
 
-/// The local broadcast channel, replaced when events may have been missed.
+/// The local broadcast channel, replaced when events may have been missed,
+/// and whether the subscription is live.
 struct Local {
     sender: Mutex<broadcast::Sender<Revocation>>,
+    /// The current epoch while the subscription is confirmed; 0 while it
+    /// is not (the hot path of `Sentri` reads this, lock-free).
+    live: AtomicU64,
 }
 
 impl Local {
     fn new() -> Self {
         Self {
             sender: Mutex::new(broadcast::channel(LOCAL_CAPACITY).0),
+            live: AtomicU64::new(0),
         }
+    }
+
+    fn live_epoch(&self) -> Option<u64> {
+        match self.live.load(Ordering::Acquire) {
+            0 => None,
+            epoch => Some(epoch),
+        }
+    }
+
+    /// Live in `epoch` (not 0) from now on.
+    fn set_live(&self, epoch: u64) {
+        debug_assert_ne!(epoch, 0);
+        self.live.store(epoch, Ordering::Release);
+    }
+
+    /// Not live: events may be missed from now on. True if it was live.
+    fn set_down(&self) -> bool {
+        self.live.swap(0, Ordering::AcqRel) != 0
     }
 
     fn send(&self, event: Revocation) {
@@ -125,8 +178,8 @@ impl RedisRevocationBus {
     /// the channel `<key_prefix>revocations`, with the default settings of
     /// [`RedisStore::builder`](crate::RedisStore::builder).
     ///
-    /// Returns once the subscription is active: an event published after
-    /// that reaches this bus.
+    /// Returns once Redis has confirmed the subscription: an event
+    /// published after that reaches this bus.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) for a bad URL or prefix,
@@ -141,28 +194,39 @@ impl RedisRevocationBus {
             .await
     }
 
-    /// Subscribe `subscriber` (built, not yet connected) and start the
-    /// background task.
+    /// Subscribe `subscriber` (built, not yet connected), wait until Redis
+    /// confirmed the subscription, and start the background task.
+    /// `timeout` bounds each confirmation.
     pub(crate) async fn start(
         publisher: Conn,
         subscriber: SubscriberClient,
         channel: String,
+        timeout: Duration,
     ) -> Result<Self, crate::Error> {
         subscriber.init().await.map_err(crate::Error::Redis)?;
         let messages = subscriber.message_rx();
         let reconnects = subscriber.reconnect_rx();
-        if let Err(err) = subscriber.subscribe(channel.as_str()).await {
+        let errors = subscriber.error_rx();
+        if let Err(err) = subscribe_confirmed(&subscriber, &channel, timeout).await {
             let _ = subscriber.quit().await;
             return Err(crate::Error::Redis(err));
         }
         let local = Arc::new(Local::new());
-        let task = tokio::spawn(listen(
-            subscriber.clone(),
-            channel.clone(),
-            local.clone(),
+        local.set_live(1);
+        let listener = Listener {
+            subscriber: subscriber.clone(),
+            channel: channel.clone(),
+            local: local.clone(),
+            timeout,
+            epoch: 1,
+            next_check: Instant::now() + BUS_HEARTBEAT_INTERVAL,
+        };
+        let events = Events {
             messages,
             reconnects,
-        ));
+            errors,
+        };
+        let task = tokio::spawn(listener.run(events));
         Ok(Self {
             shared: Arc::new(Shared {
                 publisher,
@@ -209,6 +273,10 @@ impl RevocationBus for RedisRevocationBus {
     fn subscribe(&self) -> broadcast::Receiver<Revocation> {
         self.shared.local.subscribe()
     }
+
+    fn live_epoch(&self) -> Option<u64> {
+        self.shared.local.live_epoch()
+    }
 }
 
 /// `s:<session id>` or `u:<user id>`.
@@ -231,70 +299,204 @@ fn decode(payload: &str) -> Option<Revocation> {
     }
 }
 
-/// The background task: forward messages of `channel` to `local`; after a
-/// reconnect subscribe again, then renew `local` (events may have been
-/// missed while the connection was down).
-async fn listen(
-    subscriber: SubscriberClient,
-    channel: String,
-    local: Arc<Local>,
-    mut messages: broadcast::Receiver<Message>,
-    mut reconnects: broadcast::Receiver<fred::types::config::Server>,
-) {
-    loop {
-        tokio::select! {
-            message = messages.recv() => match message {
-                Ok(message) => {
-                    if message.channel.as_bytes() != channel.as_bytes() {
-                        continue;
-                    }
-                    match message.value.as_str().as_deref().and_then(decode) {
-                        Some(event) => local.send(event),
-                        None => tracing::warn!(
-                            channel = %channel,
-                            "ignored a revocation message this version cannot read"
-                        ),
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        channel = %channel,
-                        missed,
-                        "revocation listener fell behind redis; dropping caches"
-                    );
-                    local.renew();
-                }
-                Err(RecvError::Closed) => return,
-            },
-            reconnect = reconnects.recv() => match reconnect {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    resubscribe(&subscriber, &channel).await;
-                    tracing::info!(
-                        channel = %channel,
-                        "revocation subscription restored; dropping caches"
-                    );
-                    local.renew();
-                }
-                Err(RecvError::Closed) => return,
-            },
-        }
+/// SUBSCRIBE, then PING on the same connection and wait for the answer.
+///
+/// Fred resolves `subscribe` once the command is written, not when Redis
+/// confirms it. Redis answers the commands of one connection in order, so
+/// the answer to the PING proves the SUBSCRIBE before it took effect: an
+/// event published from then on reaches this connection. (A refused
+/// SUBSCRIBE answers with an error, which then fails the PING.)
+async fn subscribe_confirmed(
+    subscriber: &SubscriberClient,
+    channel: &str,
+    timeout: Duration,
+) -> Result<(), fred::error::Error> {
+    subscriber.subscribe(channel).await?;
+    ping(subscriber, timeout).await
+}
+
+/// PING with a fresh token on `subscriber` and check that Redis echoes it
+/// (as `["pong", token]` on a subscribed RESP2 connection), within
+/// `timeout`.
+async fn ping(subscriber: &SubscriberClient, timeout: Duration) -> Result<(), fred::error::Error> {
+    use fred::error::{Error, ErrorKind};
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let reply: Value = tokio::time::timeout(timeout, subscriber.ping(Some(token.clone())))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "no answer to PING on the subscription"))??;
+    let echoed = match &reply {
+        Value::Array(items) => items.iter().any(|v| v.as_str().as_deref() == Some(&token)),
+        other => other.as_str().as_deref() == Some(&token),
+    };
+    if echoed {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Protocol,
+            "unexpected answer to PING on the subscription",
+        ))
     }
 }
 
-/// Subscribe to `channel` again, until it works.
-async fn resubscribe(subscriber: &SubscriberClient, channel: &str) {
-    loop {
-        match subscriber.subscribe(channel).await {
-            Ok(()) => return,
+/// What the subscription client reports.
+struct Events {
+    messages: broadcast::Receiver<Message>,
+    reconnects: broadcast::Receiver<fred::types::config::Server>,
+    errors: broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+}
+
+impl Events {
+    /// Forget the reconnects and errors reported so far: a subscription
+    /// made from now on is on a connection made at or after them.
+    fn settle(&mut self) {
+        while !matches!(
+            self.reconnects.try_recv(),
+            Err(TryRecvError::Empty | TryRecvError::Closed)
+        ) {}
+        while !matches!(
+            self.errors.try_recv(),
+            Err(TryRecvError::Empty | TryRecvError::Closed)
+        ) {}
+    }
+}
+
+/// The background task's state.
+struct Listener {
+    subscriber: SubscriberClient,
+    channel: String,
+    local: Arc<Local>,
+    /// Bounds each confirmation (the command timeout).
+    timeout: Duration,
+    /// The last epoch handed out.
+    epoch: u64,
+    /// When to PING next (live) or try to subscribe again (down).
+    next_check: Instant,
+}
+
+impl Listener {
+    /// Forward messages of the channel to `local`; mark the bus down on a
+    /// connection error, a reconnect or an unanswered heartbeat, and live
+    /// again (in a new epoch, on a new local channel) once a new
+    /// subscription is confirmed.
+    async fn run(mut self, mut events: Events) {
+        loop {
+            tokio::select! {
+                // An error of the old connection before the reconnect
+                // that follows it (else it would mark the new subscription
+                // down), and the heartbeat before messages (a flood of them
+                // must not starve it).
+                biased;
+                error = events.errors.recv() => match error {
+                    Ok((err, _)) => self.lost(&format!("connection error: {err}")),
+                    Err(RecvError::Lagged(_)) => self.lost("connection errors"),
+                    Err(RecvError::Closed) => return,
+                },
+                reconnect = events.reconnects.recv() => match reconnect {
+                    // A new connection holds no subscription yet.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        self.lost("reconnected");
+                        self.recover(&mut events).await;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                () = tokio::time::sleep_until(self.next_check) => {
+                    if self.local.live_epoch().is_some() {
+                        match ping(&self.subscriber, self.timeout).await {
+                            Ok(()) => self.next_check = Instant::now() + BUS_HEARTBEAT_INTERVAL,
+                            Err(err) => self.lost(&format!("heartbeat failed: {err}")),
+                        }
+                    } else {
+                        self.recover(&mut events).await;
+                    }
+                },
+                message = events.messages.recv() => match message {
+                    Ok(message) => self.forward(&message),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            channel = %self.channel,
+                            missed,
+                            "revocation listener fell behind redis; dropping caches"
+                        );
+                        // Events were dropped here, not on the connection:
+                        // a new epoch if live; if not, recovering renews.
+                        if self.local.set_down() {
+                            self.live_again();
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    fn forward(&self, message: &Message) {
+        if message.channel.as_bytes() != self.channel.as_bytes() {
+            return;
+        }
+        match message.value.as_str().as_deref().and_then(decode) {
+            Some(event) => self.local.send(event),
+            None => tracing::warn!(
+                channel = %self.channel,
+                "ignored a revocation message this version cannot read"
+            ),
+        }
+    }
+
+    /// Events may be missed from now on: not live until a new subscription
+    /// is confirmed, which is tried soon.
+    fn lost(&mut self, why: &str) {
+        if self.local.set_down() {
+            tracing::warn!(
+                channel = %self.channel,
+                why,
+                "revocation subscription lost; cached sessions are not used until it is back"
+            );
+        }
+        self.next_check = Instant::now() + RESUBSCRIBE_PAUSE;
+    }
+
+    /// Subscribe again and, once Redis confirmed it, go live in a new
+    /// epoch; on failure try again after a pause.
+    ///
+    /// Only on a connected client: fred reports a reconnect before it
+    /// marks the client connected, so the losses reported before that
+    /// check are settled by this SUBSCRIBE (without that, the reconnect
+    /// that made its connection would be taken for a new loss and drop the
+    /// caches a second time). Those reported after it stay pending and are
+    /// handled next, at worst as one more loss.
+    async fn recover(&mut self, events: &mut Events) {
+        if !self.subscriber.is_connected() {
+            self.next_check = Instant::now() + RESUBSCRIBE_PAUSE;
+            return;
+        }
+        events.settle();
+        match subscribe_confirmed(&self.subscriber, &self.channel, self.timeout).await {
+            Ok(()) => {
+                tracing::info!(
+                    channel = %self.channel,
+                    "revocation subscription restored; dropping caches"
+                );
+                self.live_again();
+            }
             Err(err) => {
-                tracing::warn!(
-                    channel = %channel,
+                tracing::debug!(
+                    channel = %self.channel,
                     error = %err,
                     "could not subscribe to revocations again; retrying"
                 );
-                tokio::time::sleep(RESUBSCRIBE_PAUSE).await;
+                self.next_check = Instant::now() + RESUBSCRIBE_PAUSE;
             }
         }
+    }
+
+    /// The subscription is confirmed after a gap: close the local channel
+    /// (its receivers drop their caches) and go live in a new epoch, so
+    /// nothing cached before the gap is trusted again.
+    fn live_again(&mut self) {
+        self.local.renew();
+        self.epoch += 1;
+        self.local.set_live(self.epoch);
+        self.next_check = Instant::now() + BUS_HEARTBEAT_INTERVAL;
     }
 }
 

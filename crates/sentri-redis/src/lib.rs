@@ -93,6 +93,12 @@
 //! then. Redis without persistence forgets locks, responses and counters
 //! when it restarts.
 //!
+//! The revocation bus fails safe instead: while its subscription is lost
+//! (or cannot be confirmed), `Sentri` in `Cached` mode reads every session
+//! from the store rather than from its cache, and drops the cache when the
+//! subscription is confirmed again; see [`RedisRevocationBus`] for the
+//! bound on how long a revoked session can still be accepted.
+//!
 //! Fred errors of kind `IO`, `Timeout`, `Backpressure`, `Canceled` and
 //! `Routing` (and Redis's `LOADING`, `BUSY`, …) are `Unavailable`; anything
 //! else is `Other`.
@@ -125,7 +131,7 @@ use fred::interfaces::ClientLike;
 use fred::types::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
 
-pub use bus::RedisRevocationBus;
+pub use bus::{BUS_HEARTBEAT_INTERVAL, RedisRevocationBus};
 pub use error::Error;
 /// The Redis client this crate is built on, re-exported so applications
 /// build their [`Pool`](fred::clients::Pool) with the same version.
@@ -226,7 +232,8 @@ impl RedisStore {
     /// subscription, with the store's server settings. That connection
     /// reconnects forever, whatever the store's own policy.
     ///
-    /// Returns once the subscription is active.
+    /// Returns once Redis has confirmed the subscription (see
+    /// [`RedisRevocationBus`] on when the bus is live).
     ///
     /// # Errors
     /// [`Error::Redis`] when the subscription cannot be made.
@@ -250,6 +257,7 @@ impl RedisStore {
             self.inner.conn.clone(),
             subscriber,
             format!("{}revocations", self.inner.prefix),
+            self.inner.command_timeout,
         )
         .await
     }

@@ -153,7 +153,10 @@ pub enum SessionCheck {
     /// this long (1 s … 1 h). Revocations made by this instance take effect
     /// at once; those made by another instance take effect at once when a
     /// [`RevocationBus`](crate::store::RevocationBus) is configured, and
-    /// otherwise within this bound.
+    /// otherwise within this bound. While a configured bus is not live
+    /// (it may miss events) the cache is not used: sessions are read from
+    /// the store, and what was cached before is not used after (see
+    /// [`RevocationBus::live_epoch`](crate::store::RevocationBus::live_epoch)).
     Cached(std::time::Duration),
 }
 

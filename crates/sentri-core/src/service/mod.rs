@@ -48,6 +48,18 @@ pub use inputs::{
 #[derive(Clone)]
 pub struct Sentri(Arc<Inner>);
 
+/// The session cache of `SessionCheck::Cached`.
+type SessionCache = moka::sync::Cache<SessionId, CachedSession>;
+
+/// A cached session and the revocation bus's epoch it was cached in (see
+/// [`RevocationBus::live_epoch`](crate::store::RevocationBus::live_epoch)):
+/// it is trusted only while that epoch is the current one.
+#[derive(Clone)]
+struct CachedSession {
+    epoch: u64,
+    active: ActiveSession,
+}
+
 struct Inner {
     config: Config,
     stores: Stores,
@@ -56,7 +68,7 @@ struct Inner {
     /// Tokens whose signature was checked (see [`VerifiedTokens`]).
     verified: Option<VerifiedTokens>,
     /// `SessionCheck::Cached`: sessions looked up recently.
-    sessions: Option<moka::sync::Cache<SessionId, ActiveSession>>,
+    sessions: Option<SessionCache>,
     clock: Clock,
     /// One password check per identifier in flight (F-27).
     login_turns: crate::throttle::LoginTurns,
@@ -234,7 +246,7 @@ impl Sentri {
             SessionCheck::Stateless => Some(Ok(user)),
             SessionCheck::Always => None,
             SessionCheck::Cached(_) => {
-                let active = self.0.sessions.as_ref()?.get(&user.session_id())?;
+                let active = self.cached_session(self.cache_epoch()?, user.session_id())?;
                 (active.session.expires_at > self.now()).then(|| current_user(&user, active))
             }
         }
@@ -281,7 +293,10 @@ impl Sentri {
     async fn check_session(&self, user: AuthUser) -> Result<AuthUser> {
         let now = self.now();
         let sid = user.session_id();
-        let cached = self.0.sessions.as_ref().and_then(|c| c.get(&sid));
+        // Read before the store: a session read while the bus was live in
+        // this epoch is cached in it, and ignored once the epoch changed.
+        let epoch = self.cache_epoch();
+        let cached = epoch.and_then(|epoch| self.cached_session(epoch, sid));
         let active = match cached {
             Some(active) if active.session.expires_at > now => active,
             _ => {
@@ -305,14 +320,33 @@ impl Sentri {
                         "session ended: inactive too long",
                     ));
                 }
-                if let Some(cache) = &self.0.sessions {
-                    cache.insert(sid, found.clone());
+                if let (Some(cache), Some(epoch)) = (&self.0.sessions, epoch) {
+                    let active = found.clone();
+                    cache.insert(sid, CachedSession { epoch, active });
                 }
                 self.touch_if_due(&found, now).await;
                 found
             }
         };
         current_user(&user, active)
+    }
+
+    /// The epoch in which the session cache may be read and filled:
+    /// `Some(0)` without a bus (revocations made elsewhere then reach the
+    /// cache only through its time-to-live), the bus's epoch while it is
+    /// live, `None` while it is not (events may be missed, so every lookup
+    /// goes to the store). One atomic load in the Redis bus.
+    fn cache_epoch(&self) -> Option<u64> {
+        match &self.0.stores.revocations {
+            None => Some(0),
+            Some(bus) => bus.live_epoch(),
+        }
+    }
+
+    /// The cached session `sid`, if it was cached in `epoch`.
+    fn cached_session(&self, epoch: u64, sid: SessionId) -> Option<ActiveSession> {
+        let entry = self.0.sessions.as_ref()?.get(&sid)?;
+        (entry.epoch == epoch).then_some(entry.active)
     }
 
     /// Record activity at most once per `touch_interval`; failures are
@@ -437,12 +471,12 @@ impl Sentri {
     }
 }
 
-fn invalidate(cache: &moka::sync::Cache<SessionId, ActiveSession>, event: Revocation) {
+fn invalidate(cache: &SessionCache, event: Revocation) {
     match event {
         Revocation::Session(sid) => cache.invalidate(&sid),
         Revocation::User(uid) => {
             if cache
-                .invalidate_entries_if(move |_, a| a.session.user_id == uid)
+                .invalidate_entries_if(move |_, e| e.active.session.user_id == uid)
                 .is_err()
             {
                 cache.invalidate_all();
@@ -457,6 +491,8 @@ fn invalidate(cache: &moka::sync::Cache<SessionId, ActiveSession>, event: Revoca
 /// When the bus closes the channel (its connection dropped and came back,
 /// so events may have been missed), resubscribe first and then drop the
 /// whole cache: in that order no event published after the drop is lost.
+/// (Entries cached before the gap are never read after it anyway: they
+/// carry an older bus epoch. The drop frees them.)
 fn spawn_revocation_listener(
     inner: std::sync::Weak<Inner>,
     mut events: tokio::sync::broadcast::Receiver<Revocation>,
