@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::FromRequestParts;
 use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
-use axum::extract::{NestedPath, RawPathParams, Request};
+use axum::extract::{NestedPath, OriginalUri, RawPathParams, Request};
 use axum::response::Response;
 use axum::routing::{MethodFilter, on};
 use sentri_core::http::{
@@ -42,6 +42,7 @@ pub fn router(sentri: Sentri) -> Router {
 /// layer on the built-in routes). The prefix of `api` is used when the
 /// router is not nested.
 pub fn router_with(api: Api) -> Router {
+    let catch_panic = CatchPanicLayer::new(api.sentri());
     let mut router = Router::new();
     for route in Route::ALL {
         let api = api.clone();
@@ -59,7 +60,7 @@ pub fn router_with(api: Api) -> Router {
     router
         .fallback(|| async { into_axum(not_found_response()) })
         .method_not_allowed_fallback(|| async { into_axum(method_not_allowed_response()) })
-        .layer(CatchPanicLayer)
+        .layer(catch_panic)
 }
 
 pub(crate) fn peer(req: &http::Extensions) -> Option<SocketAddr> {
@@ -93,9 +94,15 @@ async fn handle(api: Api, route: Route, req: Request) -> Response {
         Err(err) => return crate::error::SentriError(err).into_response_axum(),
     };
     let peer = peer(&parts.extensions);
+    // The path as the client sent it, before `Router::nest` (as poem's
+    // `original_uri`): what the idempotency fingerprint and reports see.
+    let uri = match parts.extensions.remove::<OriginalUri>() {
+        Some(original) => original.0,
+        None => parts.uri,
+    };
     let request = sentri_core::http::Request {
         method: parts.method,
-        uri: parts.uri,
+        uri,
         headers: parts.headers,
         body,
         peer,

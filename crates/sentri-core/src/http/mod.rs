@@ -96,8 +96,8 @@ pub use cookies::{check_origin, is_state_changing, read_cookie};
 pub use idempotency::{IdempotencyKey, caller_scope, idempotent};
 pub use response::{
     BASELINE_HEADERS, HSTS, baseline_headers, envelope_response, error_response, json_response,
-    method_not_allowed_response, not_found_response, panic_message, panic_response,
-    panic_response_for, security_headers,
+    method_not_allowed_response, not_found_response, panic_caught, panic_message, panic_response,
+    security_headers,
 };
 
 /// A request as an adapter hands it to [`Api`]: method, URI, headers, the
