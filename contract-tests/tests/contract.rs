@@ -611,6 +611,74 @@ async fn parallel_cookie_requests_after_the_access_ttl_all_succeed() {
     .await;
 }
 
+/// A refresh whose response is lost (F-11, the default reuse grace of
+/// 10 s): the client retries with the token it still has. Within the grace
+/// the retry is refused without revoking (SPEC: "a refresh call with it is
+/// refused TOKEN_INVALID without revoking"), so the session and the pair
+/// the lost response carried stay valid; after the grace the same retry is
+/// reuse: the session is revoked and `on_token_reuse` fires.
+#[tokio::test]
+async fn a_lost_refresh_response_retried_within_the_grace_keeps_the_session() {
+    let reuses = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = {
+        let reuses = reuses.clone();
+        move || {
+            let reuses = reuses.clone();
+            base().hooks(
+                sentri_core::hooks::Hooks::new().on_token_reuse(move |_, _| {
+                    reuses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { Ok(()) }
+                }),
+            )
+        }
+    };
+    contract(config, |c: Arc<Server>| {
+        let reuses = reuses.clone();
+        async move {
+            assert_eq!(c.sentri.config().reuse_grace(), Duration::from_secs(10));
+            let reused = || reuses.swap(0, std::sync::atomic::Ordering::SeqCst);
+            reused();
+            let refresh =
+                |rt: &str| Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt}));
+            // First session: the retry comes 9 s after the lost response.
+            let login = signed_in(&c, "lost@example.com").await;
+            let (at, rt) = (token(&login, "accessToken"), token(&login, "refreshToken"));
+            let lost = c.send("refresh (response lost)", refresh(&rt), 200).await;
+            c.clock.advance(Duration::from_secs(9));
+            let retry = c.send("retry within the grace", refresh(&rt), 401).await;
+            assert_eq!(retry.body["code"], "TOKEN_INVALID");
+            assert_eq!(reused(), 0, "a retry within the grace is not reuse");
+            c.send("session kept", Req::get("/auth/me").bearer(&at), 200)
+                .await;
+            let kept = token(&lost, "refreshToken");
+            c.send("the lost pair still rotates", refresh(&kept), 200)
+                .await;
+            // Second session: the retry comes 11 s after.
+            let login = c
+                .send(
+                    "login",
+                    Req::json("POST", "/auth/login", &creds("lost@example.com")),
+                    200,
+                )
+                .await;
+            let (at, rt) = (token(&login, "accessToken"), token(&login, "refreshToken"));
+            let lost = c
+                .send("refresh (response lost, again)", refresh(&rt), 200)
+                .await;
+            c.clock.advance(Duration::from_secs(11));
+            let late = c.send("retry after the grace", refresh(&rt), 401).await;
+            assert_eq!(late.body["message"], retry.body["message"], "one message");
+            assert_eq!(reused(), 1, "a retry after the grace is reuse");
+            c.send("session revoked", Req::get("/auth/me").bearer(&at), 401)
+                .await;
+            let dead = token(&lost, "refreshToken");
+            c.send("the lost pair is revoked too", refresh(&dead), 401)
+                .await;
+        }
+    })
+    .await;
+}
+
 /// Issue 14 item 3 (F-11, F-12): a forged `<sid>.<random>` — the session id
 /// is public in the access token — neither logs the session out nor
 /// revokes it by refreshing; the answers are those of a real logout and of
