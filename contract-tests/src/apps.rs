@@ -205,7 +205,7 @@ pub(crate) fn axum_app(s: &Sentri, gates: Arc<Gates>) -> axum::Router {
         )
         .fallback(move || async move { to_axum(not_found_response()) })
         .method_not_allowed_fallback(move || async move { to_axum(method_not_allowed_response()) })
-        .layer(CatchPanicLayer)
+        .layer(CatchPanicLayer::new(s))
 }
 
 mod poem_handlers {
@@ -338,6 +338,6 @@ pub(crate) fn poem_app(s: &Sentri, gates: Arc<Gates>) -> poem::endpoint::BoxEndp
         .at("/panic", get(panics))
         .at("/payment", get(payment))
         .with(EnvelopeErrors)
-        .with(catch_panic())
+        .with(catch_panic(s))
         .boxed()
 }

@@ -3,8 +3,10 @@
 //!
 //! [`start`] serves the same application — the auth routes under `/auth`
 //! and a few routes of its own behind `protect`, the guards and the
-//! idempotency layer — through one adapter, on a free loopback port, on
-//! its own `MemoryStore` with a manual clock. A scenario drives a
+//! idempotency layer — through one adapter, on a free loopback port, with
+//! a manual clock, on its own `MemoryStore` or, with [`start_on`], on a
+//! real [`Backend`] isolated for the test (a fresh PostgreSQL database, a
+//! fresh Redis key prefix). A scenario drives a
 //! [`Server`] with a real HTTP client and records every [`Outcome`]; the
 //! tests run each scenario against every [`Adapter`] and require the
 //! records to be equal, after [`normalize`] has replaced what legitimately
@@ -13,8 +15,10 @@
 
 mod apps;
 pub mod plugin;
+mod backends;
 
 pub use apps::Gates;
+pub use backends::Backend;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,9 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sentri_core::clock::Clock;
 use sentri_core::config::ConfigBuilder;
-use sentri_core::store::Stores;
 use sentri_core::{Config, Sentri};
-use sentri_memory::MemoryStore;
 use serde_json::Value;
 
 /// A web adapter under test.
@@ -178,6 +180,7 @@ pub struct Server {
     pub gates: Arc<Gates>,
     client: reqwest::Client,
     log: Mutex<Vec<(String, Outcome)>>,
+    _isolation: backends::Isolation,
 }
 
 impl std::fmt::Debug for Server {
@@ -200,13 +203,22 @@ fn epoch() -> DateTime<Utc> {
 }
 
 /// Start the application of [`apps`] behind `adapter` on a free loopback
-/// port, with the configuration `config`.
+/// port, with the configuration `config`, on a `MemoryStore`.
 ///
 /// # Panics
 /// When the configuration is invalid or no port can be bound.
 pub async fn start(adapter: Adapter, config: ConfigBuilder) -> Arc<Server> {
+    start_on(adapter, config, Backend::Memory).await
+}
+
+/// As [`start`], on the stores of `backend`, prepared for this server
+/// alone and cleaned up when the [`Server`] is dropped.
+///
+/// # Panics
+/// As [`start`], and when the backend's server cannot be reached.
+pub async fn start_on(adapter: Adapter, config: ConfigBuilder, backend: Backend) -> Arc<Server> {
     let clock = Clock::manual(epoch());
-    let stores = Stores::from_backend(Arc::new(MemoryStore::new()));
+    let (stores, isolation) = backend.stores().await;
     let sentri = Sentri::with_clock(config.build().expect("config"), stores, clock.clone())
         .await
         .expect("sentri");
@@ -248,6 +260,7 @@ pub async fn start(adapter: Adapter, config: ConfigBuilder) -> Arc<Server> {
         gates,
         client,
         log: Mutex::new(Vec::new()),
+        _isolation: isolation,
     };
     server.wait_ready().await;
     Arc::new(server)
@@ -421,9 +434,22 @@ where
     S: Fn(Arc<Server>) -> F,
     F: std::future::Future<Output = ()>,
 {
+    contract_on(Backend::Memory, config, scenario).await;
+}
+
+/// As [`contract`], each server on fresh stores of `backend`.
+///
+/// # Panics
+/// As [`contract`].
+pub async fn contract_on<C, S, F>(backend: Backend, config: C, scenario: S)
+where
+    C: Fn() -> ConfigBuilder,
+    S: Fn(Arc<Server>) -> F,
+    F: std::future::Future<Output = ()>,
+{
     let mut transcripts = Vec::new();
     for adapter in ADAPTERS {
-        let server = start(adapter, config()).await;
+        let server = start_on(adapter, config(), backend).await;
         scenario(server.clone()).await;
         transcripts.push((adapter, server.transcript()));
     }

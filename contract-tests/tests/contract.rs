@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sentri_contract_tests::{PASSWORD, Req, Server, base, contract};
+use sentri_contract_tests::{Backend, Outcome, PASSWORD, Req, Server, base, contract, contract_on};
 use sentri_core::SessionCheck;
 use sentri_core::config::{CookieConfig, CookieTransport, ThrottleConfig};
 use serde_json::{Value, json};
@@ -616,6 +616,74 @@ async fn parallel_cookie_requests_after_the_access_ttl_all_succeed() {
     .await;
 }
 
+/// A refresh whose response is lost (F-11, the default reuse grace of
+/// 10 s): the client retries with the token it still has. Within the grace
+/// the retry is refused without revoking (SPEC: "a refresh call with it is
+/// refused TOKEN_INVALID without revoking"), so the session and the pair
+/// the lost response carried stay valid; after the grace the same retry is
+/// reuse: the session is revoked and `on_token_reuse` fires.
+#[tokio::test]
+async fn a_lost_refresh_response_retried_within_the_grace_keeps_the_session() {
+    let reuses = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = {
+        let reuses = reuses.clone();
+        move || {
+            let reuses = reuses.clone();
+            base().hooks(
+                sentri_core::hooks::Hooks::new().on_token_reuse(move |_, _| {
+                    reuses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { Ok(()) }
+                }),
+            )
+        }
+    };
+    contract(config, |c: Arc<Server>| {
+        let reuses = reuses.clone();
+        async move {
+            assert_eq!(c.sentri.config().reuse_grace(), Duration::from_secs(10));
+            let reused = || reuses.swap(0, std::sync::atomic::Ordering::SeqCst);
+            reused();
+            let refresh =
+                |rt: &str| Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt}));
+            // First session: the retry comes 9 s after the lost response.
+            let login = signed_in(&c, "lost@example.com").await;
+            let (at, rt) = (token(&login, "accessToken"), token(&login, "refreshToken"));
+            let lost = c.send("refresh (response lost)", refresh(&rt), 200).await;
+            c.clock.advance(Duration::from_secs(9));
+            let retry = c.send("retry within the grace", refresh(&rt), 401).await;
+            assert_eq!(retry.body["code"], "TOKEN_INVALID");
+            assert_eq!(reused(), 0, "a retry within the grace is not reuse");
+            c.send("session kept", Req::get("/auth/me").bearer(&at), 200)
+                .await;
+            let kept = token(&lost, "refreshToken");
+            c.send("the lost pair still rotates", refresh(&kept), 200)
+                .await;
+            // Second session: the retry comes 11 s after.
+            let login = c
+                .send(
+                    "login",
+                    Req::json("POST", "/auth/login", &creds("lost@example.com")),
+                    200,
+                )
+                .await;
+            let (at, rt) = (token(&login, "accessToken"), token(&login, "refreshToken"));
+            let lost = c
+                .send("refresh (response lost, again)", refresh(&rt), 200)
+                .await;
+            c.clock.advance(Duration::from_secs(11));
+            let late = c.send("retry after the grace", refresh(&rt), 401).await;
+            assert_eq!(late.body["message"], retry.body["message"], "one message");
+            assert_eq!(reused(), 1, "a retry after the grace is reuse");
+            c.send("session revoked", Req::get("/auth/me").bearer(&at), 401)
+                .await;
+            let dead = token(&lost, "refreshToken");
+            c.send("the lost pair is revoked too", refresh(&dead), 401)
+                .await;
+        }
+    })
+    .await;
+}
+
 /// Issue 14 item 3 (F-11, F-12): a forged `<sid>.<random>` — the session id
 /// is public in the access token — neither logs the session out nor
 /// revokes it by refreshing; the answers are those of a real logout and of
@@ -753,79 +821,124 @@ async fn idempotent_replay_in_progress_and_reuse() {
     .await;
 }
 
-/// F-26 lease: A outlives the lock TTL, B (an exact repeat) takes the key
-/// over, A then fails. Its release is stale and must leave B's hold: eight
-/// concurrent exact repeats get IDEMPOTENCY_IN_PROGRESS, none runs; after B
-/// finishes a repeat is B's replay. The handler runs exactly twice.
+/// The lock TTL of the takeover scenario: long enough that eight
+/// concurrent requests all reach the store within it on a loaded machine.
+const TAKEOVER_LOCK_TTL: Duration = Duration::from_secs(5);
+
+/// Send `n` copies of `req` at once; their outcomes arrive on the
+/// receiver as each finishes.
+fn burst(c: &Arc<Server>, req: &Req, n: usize) -> tokio::sync::mpsc::UnboundedReceiver<Outcome> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..n {
+        let (c, req, tx) = (c.clone(), req.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(c.fetch(req).await);
+        });
+    }
+    rx
+}
+
+/// The next `n` outcomes of a [`burst`]: each must be
+/// `IDEMPOTENCY_IN_PROGRESS` (the handler did not run for it).
+async fn expect_in_progress(
+    c: &Server,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outcome>,
+    n: usize,
+    label: &str,
+) {
+    for i in 0..n {
+        let Ok(Some(r)) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await else {
+            panic!(
+                "{:?} {label} #{i}: no answer in 60 s, {} gated runs: a duplicate ran the handler",
+                c.adapter,
+                c.gates.runs()
+            );
+        };
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (409, Some("IDEMPOTENCY_IN_PROGRESS")),
+            "{:?} {label} #{i}: {:?}",
+            c.adapter,
+            r.body
+        );
+        c.record(label, &r);
+    }
+}
+
+/// F-26 lease, with real concurrency: eight exact duplicates at once run
+/// the handler once (A). A stalls past the lock TTL; eight more at once
+/// take the key over, and again only one of them runs (B). A then fails:
+/// its release is stale and must leave B's hold, so eight more concurrent
+/// repeats get IDEMPOTENCY_IN_PROGRESS and none runs; after B finishes a
+/// repeat is B's replay. The handler runs exactly twice.
+async fn takeover_never_runs_a_duplicate(c: Arc<Server>) {
+    let at = token(&signed_in(&c, "lease@example.com").await, "accessToken");
+    let keyed = Req::json("POST", "/orders", &json!({"item": "gated", "quantity": 1}))
+        .bearer(&at)
+        .header("x-idempotency-key", "order-lease");
+    let mut first = burst(&c, &keyed, 8);
+    c.gates.wait_runs(1).await;
+    expect_in_progress(&c, &mut first, 7, "duplicate while the first runs").await;
+    assert_eq!(c.gates.runs(), 1, "a concurrent duplicate ran the handler");
+    // A still runs (stalled) when its lock lapses.
+    tokio::time::sleep(TAKEOVER_LOCK_TTL + Duration::from_millis(500)).await;
+    let mut takeover = burst(&c, &keyed, 8);
+    c.gates.wait_runs(2).await;
+    expect_in_progress(&c, &mut takeover, 7, "duplicate of the takeover").await;
+    assert_eq!(c.gates.runs(), 2, "two requests took the lapsed key over");
+    // A fails late: its release must not free B's hold.
+    c.gates.open(1);
+    let a = first.recv().await.expect("A");
+    c.record("stale holder fails", &a);
+    assert_eq!(a.status, 409, "{:?}", a.body);
+    assert_eq!(a.body["code"], "OUT_OF_STOCK", "{:?}", a.body);
+    let mut repeats = burst(&c, &keyed, 8);
+    expect_in_progress(&c, &mut repeats, 8, "exact repeat while the takeover runs").await;
+    assert_eq!(c.gates.runs(), 2, "an exact repeat ran the handler again");
+    c.gates.open(2);
+    let b = takeover.recv().await.expect("B");
+    c.record("takeover completes", &b);
+    assert_eq!(b.status, 201, "{:?}", b.body);
+    let replay = c.send("repeat after the takeover", keyed, 201).await;
+    assert_eq!(replay.header("x-idempotent-replayed"), Some("true"));
+    assert_eq!(
+        replay.data(),
+        b.data(),
+        "the replay is the takeover's response"
+    );
+    assert_eq!(c.gates.runs(), 2, "the handler ran exactly twice");
+}
+
+fn takeover_config() -> sentri_core::config::ConfigBuilder {
+    base().idempotency(sentri_core::config::IdempotencyConfig {
+        lock_ttl: TAKEOVER_LOCK_TTL,
+        ..Default::default()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotency_takeover_never_runs_a_duplicate() {
-    const LOCK_TTL: Duration = Duration::from_secs(3);
-    contract(
-        || {
-            base().idempotency(sentri_core::config::IdempotencyConfig {
-                lock_ttl: LOCK_TTL,
-                ..Default::default()
-            })
-        },
-        |c: Arc<Server>| async move {
-            let at = token(&signed_in(&c, "lease@example.com").await, "accessToken");
-            let order = json!({"item": "gated", "quantity": 1});
-            let keyed = {
-                let at = at.clone();
-                move || {
-                    Req::json("POST", "/orders", &order)
-                        .bearer(&at)
-                        .header("x-idempotency-key", "order-lease")
-                }
-            };
-            let a = tokio::spawn({
-                let (c, req) = (c.clone(), keyed());
-                async move { c.fetch(req).await }
-            });
-            c.gates.wait_runs(1).await;
-            // A still runs when its lock lapses.
-            tokio::time::sleep(LOCK_TTL + Duration::from_millis(500)).await;
-            let b = tokio::spawn({
-                let (c, req) = (c.clone(), keyed());
-                async move { c.fetch(req).await }
-            });
-            c.gates.wait_runs(2).await;
-            // A fails late: its release must not free B's hold.
-            c.gates.open(1);
-            let a = a.await.expect("A");
-            c.record("stale holder fails", &a);
-            assert_eq!(a.status, 409, "{:?}", a.body);
-            let repeats: Vec<_> = (0..8)
-                .map(|_| {
-                    let (c, req) = (c.clone(), keyed());
-                    tokio::spawn(async move { c.fetch(req).await })
-                })
-                .collect();
-            for (i, r) in repeats.into_iter().enumerate() {
-                let r = r.await.expect("repeat");
-                assert_eq!(
-                    (r.status, r.body["code"].as_str()),
-                    (409, Some("IDEMPOTENCY_IN_PROGRESS")),
-                    "{:?} repeat {i} while the takeover runs: {:?}",
-                    c.adapter,
-                    r.body
-                );
-                c.record("exact repeat while the takeover runs", &r);
-            }
-            assert_eq!(c.gates.runs(), 2, "an exact repeat ran the handler again");
-            c.gates.open(2);
-            let b = b.await.expect("B");
-            c.record("takeover completes", &b);
-            assert_eq!(b.status, 201, "{:?}", b.body);
-            let replay = c.send("repeat after the takeover", keyed(), 201).await;
-            assert_eq!(replay.header("x-idempotent-replayed"), Some("true"));
-            assert_eq!(
-                replay.data(),
-                b.data(),
-                "the replay is the takeover's response"
-            );
-            assert_eq!(c.gates.runs(), 2, "the handler ran exactly twice");
-        },
+    contract(takeover_config, takeover_never_runs_a_duplicate).await;
+}
+
+/// The same on PostgreSQL (a fresh database of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_takeover_never_runs_a_duplicate_on_postgres() {
+    contract_on(
+        Backend::Postgres,
+        takeover_config,
+        takeover_never_runs_a_duplicate,
+    )
+    .await;
+}
+
+/// The same on Redis (a fresh key prefix of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_takeover_never_runs_a_duplicate_on_redis() {
+    contract_on(
+        Backend::Redis,
+        takeover_config,
+        takeover_never_runs_a_duplicate,
     )
     .await;
 }

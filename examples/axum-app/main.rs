@@ -130,7 +130,7 @@ async fn app(sentri: &Sentri) -> Router {
                 .route_layer(protect(sentri)),
         )
         .layer(Extension(notes))
-        .layer(CatchPanicLayer)
+        .layer(CatchPanicLayer::new(sentri))
 }
 
 #[tokio::main]

@@ -140,7 +140,7 @@ fn app(sentri: &Sentri) -> impl poem::Endpoint + use<> {
         )
         .data(notes)
         .with(EnvelopeErrors)
-        .with(sentri_poem::catch_panic())
+        .with(sentri_poem::catch_panic(sentri))
 }
 
 #[tokio::main]

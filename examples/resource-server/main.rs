@@ -78,7 +78,7 @@ fn app(verifier: Arc<dyn AccessVerifier>) -> Router {
             get(profile).route_layer(require_self("userId")),
         )
         .route_layer(protect_with_verifier(verifier))
-        .layer(CatchPanicLayer)
+        .layer(CatchPanicLayer::default())
 }
 
 #[tokio::main]

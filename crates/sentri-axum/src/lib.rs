@@ -34,7 +34,7 @@
 //!             .route_layer(authorize(&sentri, ["admin"]))
 //!             .route_layer(protect(&sentri)),
 //!     )
-//!     .layer(CatchPanicLayer);
+//!     .layer(CatchPanicLayer::new(&sentri));
 //! # let _ = app;
 //! // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 //! # Ok(()) }
@@ -49,7 +49,7 @@
 //! | [`protect_with_verifier`], [`authorize_roles`] | the same protect and guards in a resource server, on any `AccessVerifier` (client mode, F-16) |
 //! | [`AuthUser`], [`MaybeAuthUser`] | the user the protect layer found |
 //! | [`authorize`], [`permit`], [`permit_roles`], [`require_self`], [`require_verified_email`] | F-21, F-22 |
-//! | [`SentriError`], [`envelope`], [`Json`], [`Path`], [`Query`], [`CatchPanicLayer`] | F-25: every error and rejection is the envelope |
+//! | [`SentriError`], [`envelope`], [`Json`], [`Path`], [`Query`], [`CatchPanicLayer`] | F-25: every error and rejection is the envelope; SPEC §3: panics reach `on_unhandled` |
 //! | [`idempotency`] | F-26 for the application's routes |
 //!
 //! Layers added with `route_layer` run in reverse order of the calls:

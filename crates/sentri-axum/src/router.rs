@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::FromRequestParts;
 use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
-use axum::extract::{NestedPath, RawPathParams, Request};
+use axum::extract::{NestedPath, OriginalUri, RawPathParams, Request};
 use axum::response::Response;
 use axum::routing::{MethodFilter, on};
 use sentri_core::http::{
@@ -48,6 +48,7 @@ pub fn router(sentri: Sentri) -> Router {
 /// # Panics
 /// When a route's method is one axum cannot route (a custom method).
 pub fn router_with(api: Api) -> Router {
+    let catch_panic = CatchPanicLayer::new(api.sentri());
     let mut router = Router::new();
     for (index, spec) in api.routes().iter().enumerate() {
         let filter = MethodFilter::try_from(spec.method().clone())
@@ -65,7 +66,7 @@ pub fn router_with(api: Api) -> Router {
             let api = fallback_api.clone();
             async move { method_not_allowed(&api, &req) }
         })
-        .layer(CatchPanicLayer)
+        .layer(catch_panic)
 }
 
 /// 405 with the `Allow` header of the route table, as on every adapter.
@@ -110,9 +111,15 @@ async fn handle(api: Api, index: usize, req: Request) -> Response {
         Err(err) => return crate::error::SentriError(err).into_response_axum(),
     };
     let peer = peer(&parts.extensions);
+    // The path as the client sent it, before `Router::nest` (as poem's
+    // `original_uri`): what the idempotency fingerprint and reports see.
+    let uri = match parts.extensions.remove::<OriginalUri>() {
+        Some(original) => original.0,
+        None => parts.uri,
+    };
     let request = sentri_core::http::Request {
         method: parts.method,
-        uri: parts.uri,
+        uri,
         headers: parts.headers,
         body,
         peer,

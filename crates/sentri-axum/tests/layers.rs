@@ -99,7 +99,7 @@ fn app(env: &Env, counter: Arc<AtomicUsize>) -> Router {
             rget(|| async { Err::<(), _>(SentriError::app("PAYMENT_FAILED", 402, "card declined")) }),
         )
         .route("/echo", rpost(|Json(v): Json<Value>| async move { Json(v) }))
-        .layer(CatchPanicLayer)
+        .layer(CatchPanicLayer::new(&env.sentri))
         .layer(MockConnectInfo(PEER.parse::<SocketAddr>().unwrap()))
 }
 

@@ -327,14 +327,10 @@ impl SecretCipher for Aes256GcmCipher {
 }
 
 fn decode_key(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    // All hex digits first: decoding cannot then stop half-way, leaving
+    // part of the key in a buffer that is not wiped.
     if text.len() == 2 * Aes256GcmCipher::KEY_LEN && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = Zeroizing::new(Vec::with_capacity(Aes256GcmCipher::KEY_LEN));
-        for pair in text.as_bytes().chunks(2) {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            out.push(u8::try_from(hi * 16 + lo).ok()?);
-        }
-        return Some(out);
+        return crate::password::decode_hex(text).map(Zeroizing::new);
     }
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         if let Ok(bytes) = engine.decode(text) {
@@ -354,17 +350,78 @@ mod tests {
 
     const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+    /// A private key as it is stored: long enough that finding it (or a
+    /// part of it) in the ciphertext is no accident.
+    const PEM: &[u8] = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHx3n2yQ9cDk3QpT\n-----END PRIVATE KEY-----\n";
+
     #[tokio::test]
     async fn round_trip_and_binding_to_associated_data() {
         let c = Aes256GcmCipher::from_encoded(HEX).unwrap();
-        let a = c.encrypt(b"pem", b"kid-1").await.unwrap();
-        let b = c.encrypt(b"pem", b"kid-1").await.unwrap();
+        let a = c.encrypt(PEM, b"kid-1").await.unwrap();
+        let b = c.encrypt(PEM, b"kid-1").await.unwrap();
         assert!(a.starts_with(V1_PREFIX) && is_envelope(&a));
         assert_ne!(a, b, "a fresh nonce every time");
-        assert!(!a.contains("pem"));
-        assert_eq!(&c.decrypt(&a, b"kid-1").await.unwrap()[..], b"pem");
+        // Neither the text nor its decoded bytes hold any 8-byte run of
+        // the plaintext.
+        let raw = URL_SAFE_NO_PAD
+            .decode(a.strip_prefix(V1_PREFIX).unwrap())
+            .unwrap();
+        for run in PEM.windows(8) {
+            assert!(!raw.windows(8).any(|w| w == run), "plaintext in the bytes");
+            assert!(
+                !a.as_bytes().windows(8).any(|w| w == run),
+                "plaintext in the text"
+            );
+        }
+        assert_eq!(&c.decrypt(&a, b"kid-1").await.unwrap()[..], PEM);
         let err = c.decrypt(&a, b"kid-2").await.unwrap_err();
         assert_eq!(err.kind(), CipherErrorKind::Rejected);
+    }
+
+    /// The key in every encoding `from_encoded` accepts, and its bytes.
+    fn key_forms(key: &[u8]) -> Vec<String> {
+        let mut forms: Vec<String> = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+            .iter()
+            .map(|e| e.encode(key))
+            .collect();
+        forms.push(key.iter().map(|b| format!("{b:02x}")).collect());
+        forms.push(key.iter().map(|b| format!("{b:02X}")).collect());
+        forms.push(format!("{key:?}"));
+        forms.push(String::from_utf8_lossy(key).into_owned());
+        forms
+    }
+
+    #[tokio::test]
+    async fn no_key_material_in_debug_or_display() {
+        let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let c = Aes256GcmCipher::from_encoded(&hex).unwrap();
+        let sealed = c.encrypt(PEM, b"kid").await.unwrap();
+        let other = Aes256GcmCipher::generate().unwrap();
+        let rejected = other.decrypt(&sealed, b"kid").await.unwrap_err();
+        let shown = [
+            format!("{c:?}"),
+            format!("{rejected:?}"),
+            rejected.to_string(),
+            format!(
+                "{:?}",
+                Aes256GcmCipher::from_encoded(&hex[..62]).unwrap_err()
+            ),
+            Aes256GcmCipher::from_encoded(&hex[..62])
+                .unwrap_err()
+                .to_string(),
+        ];
+        for text in &shown {
+            for form in key_forms(&key) {
+                assert!(!text.contains(&form), "key material in {text:?}");
+            }
+            // Not even a 16-digit stretch of the hex key (half the key).
+            for run in hex.as_bytes().windows(16) {
+                let run = std::str::from_utf8(run).unwrap();
+                assert!(!text.contains(run), "part of the key in {text:?}");
+            }
+            assert!(!text.contains("BEGIN PRIVATE KEY"), "plaintext in {text:?}");
+        }
     }
 
     #[tokio::test]

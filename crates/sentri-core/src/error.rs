@@ -166,6 +166,8 @@ pub struct Error(Box<Inner>);
 struct Inner {
     code: ErrorCode,
     message: Cow<'static, str>,
+    /// The length of the field `message` starts with (`"{field}: …"`).
+    field_len: Option<usize>,
     retry_after: Option<Duration>,
     source: Option<BoxError>,
 }
@@ -177,6 +179,7 @@ impl Error {
         Self(Box::new(Inner {
             code,
             message,
+            field_len: None,
             retry_after: None,
             source: None,
         }))
@@ -211,14 +214,45 @@ impl Error {
         )
     }
 
-    /// `VALIDATION_ERROR` naming the offending field.
+    /// `VALIDATION_ERROR` naming the offending field: the message is
+    /// `"{field}: {problem}"`, and [`Error::field`] / [`Error::problem`]
+    /// give each part.
     pub fn validation(field: &str, problem: &str) -> Self {
-        Self::with_message(ErrorCode::ValidationError, format!("{field}: {problem}"))
+        Self::about(ErrorCode::ValidationError, field, problem)
     }
 
-    /// `CONFIGURATION_ERROR` naming the offending setting.
+    /// `CONFIGURATION_ERROR` naming the offending setting (as
+    /// [`Error::validation`]).
     pub fn configuration(field: &str, problem: &str) -> Self {
-        Self::with_message(ErrorCode::ConfigurationError, format!("{field}: {problem}"))
+        Self::about(ErrorCode::ConfigurationError, field, problem)
+    }
+
+    fn about(code: ErrorCode, field: &str, problem: &str) -> Self {
+        let mut err = Self::with_message(code, format!("{field}: {problem}"));
+        err.0.field_len = Some(field.len());
+        err
+    }
+
+    /// The field or setting the error is about, for errors made by
+    /// [`Error::validation`] and [`Error::configuration`].
+    ///
+    /// ```
+    /// let err = sentri_core::Error::configuration("reuse_grace", "must be at most 1 minute");
+    /// assert_eq!(err.field(), Some("reuse_grace"));
+    /// assert_eq!(err.problem(), "must be at most 1 minute");
+    /// assert_eq!(err.message(), "reuse_grace: must be at most 1 minute");
+    /// ```
+    pub fn field(&self) -> Option<&str> {
+        self.0.field_len.and_then(|n| self.0.message.get(..n))
+    }
+
+    /// The message without the [`Error::field`] it names (the whole
+    /// message when it names none).
+    pub fn problem(&self) -> &str {
+        self.0
+            .field_len
+            .and_then(|n| self.0.message.get(n + 2..))
+            .unwrap_or(&self.0.message)
     }
 
     /// `RATE_LIMITED` with the time after which a retry may succeed.

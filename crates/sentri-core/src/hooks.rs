@@ -9,7 +9,10 @@
 //! outlive that bound; never block the thread in a hook.
 //!
 //! [`Hooks::on_unhandled`] receives what SPEC §3 keeps from clients: the
-//! unexpected errors (500) and panics of the built-in routes.
+//! unexpected errors (500) and panics of the built-in routes, and the
+//! panics of application handlers behind an adapter's panic layer built
+//! with the `Sentri` (`sentri_axum::CatchPanicLayer::new`,
+//! `sentri_poem::catch_panic`), all through `http::panic_caught`.
 //!
 //! ```
 //! use sentri_core::hooks::Hooks;
@@ -80,7 +83,8 @@ impl<A> Clone for Hook<A> {
     }
 }
 
-/// An unexpected failure of a built-in route, for [`Hooks::on_unhandled`]:
+/// An unexpected failure of a built-in route, or a panic of an application
+/// handler behind an adapter's panic layer, for [`Hooks::on_unhandled`]:
 /// the client got the generic 500 envelope, this is what it did not see.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -224,9 +228,11 @@ impl Hooks {
     }
 
     /// After a built-in route failed unexpectedly (SPEC §3): an error that
-    /// renders as a 500, or a panic. The client sees only the generic
-    /// envelope; the details come here (and go to `tracing`). For an error
-    /// tracker.
+    /// renders as a 500, or a panic; and after an application handler
+    /// panicked behind the adapter's panic layer (`CatchPanicLayer::new`
+    /// in axum, `catch_panic` in poem). The client sees only the generic
+    /// envelope; the details come here (and go to `tracing`, once). For an
+    /// error tracker.
     pub fn on_unhandled<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(Unhandled) -> Fut + Send + Sync + 'static,

@@ -116,10 +116,12 @@ pub struct IdempotencyTicket {
     done: bool,
 }
 
-/// Log a `complete` or `release` by a stale holder (it changed nothing).
-fn log_stale(what: &str) {
+/// Log a `complete` or `release` by a stale holder (it changed nothing):
+/// `skipped` says which, `request` names the request.
+pub(crate) fn log_stale(skipped: &str, request: &str) {
     tracing::warn!(
-        "idempotency lock lapsed before the request finished ({what} skipped): \
+        request,
+        "idempotency lock lapsed before the request finished ({skipped} skipped): \
          another request may have taken the key over; raise idempotency lock_ttl \
          above the longest request time"
     );
@@ -134,7 +136,8 @@ impl std::fmt::Debug for IdempotencyTicket {
 impl IdempotencyTicket {
     /// Store a 2xx response for replay; free the key for anything else.
     /// Returns `false` when the ticket's hold had lapsed (its lease is
-    /// stale): nothing was stored or freed, and a warning is logged.
+    /// stale): nothing was stored or freed (the caller, which knows the
+    /// request, logs it).
     ///
     /// # Errors
     /// `SERVICE_UNAVAILABLE` when the store is down (the response itself
@@ -142,22 +145,17 @@ impl IdempotencyTicket {
     pub async fn complete(mut self, response: StoredResponse) -> Result<bool> {
         self.done = true;
         if (200..300).contains(&response.status) {
-            let stored = self
+            Ok(self
                 .store
                 .complete(&self.key, &self.lease, response, self.ttl)
-                .await?;
-            if !stored {
-                log_stale("storing the response");
-            }
-            Ok(stored)
+                .await?)
         } else {
             self.release_held().await
         }
     }
 
     /// Free the key without storing anything. Returns `false` when the
-    /// ticket's hold had lapsed: nothing was freed, and a warning is
-    /// logged.
+    /// ticket's hold had lapsed: nothing was freed (the caller logs it).
     ///
     /// # Errors
     /// `SERVICE_UNAVAILABLE` when the store is down.
@@ -167,11 +165,7 @@ impl IdempotencyTicket {
     }
 
     async fn release_held(&self) -> Result<bool> {
-        let freed = self.store.release(&self.key, &self.lease).await?;
-        if !freed {
-            log_stale("freeing the key");
-        }
-        Ok(freed)
+        Ok(self.store.release(&self.key, &self.lease).await?)
     }
 }
 
@@ -188,7 +182,7 @@ impl Drop for IdempotencyTicket {
             handle.spawn(async move {
                 match store.release(&key, &lease).await {
                     Ok(true) => {}
-                    Ok(false) => log_stale("freeing the key"),
+                    Ok(false) => log_stale("freeing the key", "a cancelled or panicked request"),
                     Err(err) => tracing::warn!(error = %err, "could not free an idempotency key"),
                 }
             });

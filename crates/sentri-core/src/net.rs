@@ -53,7 +53,7 @@ impl IpNet {
                         "{addr}/{prefix}: an IPv4-mapped network needs a prefix of at least 96"
                     )));
                 }
-                (addr.to_canonical(), prefix.saturating_sub(96))
+                (addr.to_canonical(), prefix - 96)
             }
             _ => (addr, prefix),
         };
@@ -110,18 +110,15 @@ fn max_prefix(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }
 }
 
+/// The first `prefix` bits of `bits` (`prefix` ≤ 32, as every `IpNet`
+/// keeps it; 0 keeps none).
 fn mask32(bits: u32, prefix: u8) -> u32 {
-    match prefix {
-        0 => 0,
-        p => bits & (u32::MAX << (32 - u32::from(p.min(32)))),
-    }
+    bits & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
 }
 
+/// The first `prefix` bits of `bits` (`prefix` ≤ 128).
 fn mask128(bits: u128, prefix: u8) -> u128 {
-    match prefix {
-        0 => 0,
-        p => bits & (u128::MAX << (128 - u32::from(p.min(128)))),
-    }
+    bits & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
 }
 
 impl From<IpAddr> for IpNet {
@@ -194,8 +191,9 @@ fn trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 /// is a trusted proxy the left-most one is the client. IPv4-mapped IPv6
 /// addresses are returned as IPv4.
 ///
-/// `forwarded_for` is the comma-separated list of every `X-Forwarded-For`
-/// header line, in order (see `http::Head::client_ip`, which builds it).
+/// `forwarded_for` is the comma-separated list of `X-Forwarded-For`; a
+/// request with several header lines is [`client_ip_of_lines`] (what
+/// `http::Head::client_ip` calls).
 ///
 /// ```
 /// use sentri_core::net::{IpNet, client_ip};
@@ -214,15 +212,23 @@ fn trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 /// );
 /// ```
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted_proxies: &[IpNet]) -> IpAddr {
+    client_ip_of_lines(peer, forwarded_for.into_iter(), trusted_proxies)
+}
+
+/// [`client_ip`] for a request with any number of `X-Forwarded-For`
+/// header lines, in the order received (they form one list, RFC 9110
+/// §5.3).
+pub fn client_ip_of_lines<'a>(
+    peer: IpAddr,
+    lines: impl DoubleEndedIterator<Item = &'a str>,
+    trusted_proxies: &[IpNet],
+) -> IpAddr {
     let peer = peer.to_canonical();
     if !trusted(peer, trusted_proxies) {
         return peer;
     }
-    let Some(header) = forwarded_for else {
-        return peer;
-    };
     let mut last_trusted = peer;
-    for hop in header.rsplit(',') {
+    for hop in lines.rev().flat_map(|line| line.rsplit(',')) {
         let hop = hop.trim();
         if hop.is_empty() {
             continue;
@@ -302,6 +308,21 @@ mod tests {
             ip("203.0.113.9")
         );
         assert_eq!(client_ip(ip("203.0.113.9"), None, &t), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn several_header_lines_are_one_list() {
+        let t = nets(&["10.0.0.0/8"]);
+        let lines = ["6.6.6.6, 198.51.100.7", "10.2.2.2", " 10.3.3.3 "];
+        let got = client_ip_of_lines(ip("10.1.1.1"), lines.into_iter(), &t);
+        assert_eq!(got, ip("198.51.100.7"));
+        let spoofed_last = ["198.51.100.7", "6.6.6.6"];
+        let got = client_ip_of_lines(ip("10.1.1.1"), spoofed_last.into_iter(), &t);
+        assert_eq!(got, ip("6.6.6.6"), "the last line is the nearest hop");
+        assert_eq!(mask32(u32::MAX, 0), 0);
+        assert_eq!(mask32(u32::MAX, 32), u32::MAX);
+        assert_eq!(mask128(u128::MAX, 0), 0);
+        assert_eq!(mask128(u128::MAX, 128), u128::MAX);
     }
 
     #[test]

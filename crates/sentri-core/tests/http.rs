@@ -265,6 +265,51 @@ async fn idempotent_routes_replay_and_scope_by_caller() {
     assert_eq!(res.status(), 400);
 }
 
+/// A replay is the response as it was sent: the built-in route's replay
+/// gets the security headers once (HSTS with Secure cookies, one value),
+/// and an application's replay gets none the original did not have.
+#[tokio::test]
+async fn a_replay_gets_the_security_headers_once_and_adds_none() {
+    let (api, _) = api_with(base().cookies(CookieConfig {
+        transport: CookieTransport::Both,
+        ..Default::default()
+    }))
+    .await;
+    let body = json!({"identifier": "hsts@example.com", "password": PASSWORD});
+    let req = post("/auth/register", body).header("x-idempotency-key", "k-hsts");
+    for round in ["first", "replay"] {
+        let res = api.dispatch(&req).await;
+        assert_eq!(res.status(), 201, "{round}");
+        let hsts: Vec<_> = res
+            .headers()
+            .get_all("strict-transport-security")
+            .iter()
+            .collect();
+        assert_eq!(hsts.len(), 1, "{round}: {hsts:?}");
+    }
+    let app = post("/orders", json!({"n": 1})).header("x-idempotency-key", "k-app");
+    let scope = sentri_core::http::caller_scope(api.sentri(), None, app.head());
+    let run = || async {
+        let mut res = http::Response::new(Bytes::from_static(b"{}"));
+        *res.status_mut() = StatusCode::CREATED;
+        res
+    };
+    let sentri = api.sentri();
+    let first =
+        sentri_core::http::idempotent(sentri, app.head(), &app.body, scope.clone(), |_| run())
+            .await;
+    let again =
+        sentri_core::http::idempotent(sentri, app.head(), &app.body, scope, |_| run()).await;
+    assert_eq!(again.headers()["x-idempotent-replayed"], "true");
+    for name in ["strict-transport-security", "x-frame-options"] {
+        assert!(!first.headers().contains_key(name), "{name}");
+        assert!(
+            !again.headers().contains_key(name),
+            "the replay added {name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn keys_are_published_only_for_asymmetric_signing() {
     let (api, _) = api_with(base()).await;

@@ -206,7 +206,7 @@ async fn logout_with_the_token_just_replaced_ends_the_session_only_within_the_gr
         .refresh(refresh_input(&b.tokens.refresh_token))
         .await
         .unwrap();
-    env.clock.advance(Duration::from_secs(3));
+    env.clock.advance(Duration::from_secs(11));
     env.sentri
         .logout(LogoutInput::RefreshToken(b.tokens.refresh_token.clone()))
         .await

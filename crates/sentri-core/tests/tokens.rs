@@ -597,7 +597,7 @@ async fn refresh_rotates_and_the_old_token_is_refused_within_grace() {
         .unwrap();
     assert_ne!(next.tokens.refresh_token, out.tokens.refresh_token);
     assert_eq!(next.session_id, out.session_id);
-    // Within the 2 s grace: refused, but the session survives.
+    // Within the 10 s grace: refused, but the session survives.
     let err = env
         .sentri
         .refresh(refresh_input(&out.tokens.refresh_token))
@@ -632,7 +632,7 @@ async fn reuse_after_grace_revokes_the_session_and_fires_the_hook() {
         .refresh(refresh_input(&out.tokens.refresh_token))
         .await
         .unwrap();
-    env.clock.advance(Duration::from_secs(3));
+    env.clock.advance(Duration::from_secs(11));
     let err = env
         .sentri
         .refresh(refresh_input(&out.tokens.refresh_token))

@@ -3,17 +3,18 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::StatusCode;
 use poem::error::{ParseJsonError, ReadBodyError, ResponseError};
-use poem::middleware::{CatchPanic, PanicHandler};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response, ResponseParts};
 use sentri_core::http::{
     envelope_response, error_response, method_not_allowed_response, not_found_response,
-    panic_response_for,
+    panic_caught,
 };
-use sentri_core::{Error, ErrorCode};
+use sentri_core::{Error, ErrorCode, Sentri};
 use serde::Serialize;
 
 /// An error as a response: the envelope with the error's status, and
@@ -170,7 +171,7 @@ pub fn error_to_response(err: poem::Error) -> Response {
 /// Middleware turning every error of the endpoint (poem's own rejections,
 /// unknown routes and methods, [`SentriError`]s) into the envelope, with
 /// [`error_to_response`]. Put it on the application's route tree:
-/// `Route::new()…​.with(EnvelopeErrors).with(sentri_poem::catch_panic())`.
+/// `Route::new()…​.with(EnvelopeErrors).with(sentri_poem::catch_panic(&sentri))`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EnvelopeErrors;
 
@@ -197,21 +198,60 @@ impl<E: Endpoint> Endpoint for EnvelopeErrorsEndpoint<E> {
     }
 }
 
-/// The [`PanicHandler`] of [`catch_panic`]: the generic 500 envelope; the
-/// panic message goes to `tracing`, never to the client.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PanicEnvelope;
+/// Middleware catching panics of the endpoint: the generic 500 envelope
+/// through [`sentri_core::http::panic_caught`] (the panic message is logged
+/// once and, with a [`Sentri`], reported to the `on_unhandled` hook; the
+/// client never sees it). Build it with [`catch_panic`]; without a
+/// [`Sentri`] (a resource server verifying with a JWKS),
+/// `PanicEnvelope::default()` answers and logs alike, with no hook.
+#[derive(Debug, Clone, Default)]
+pub struct PanicEnvelope {
+    sentri: Option<Sentri>,
+}
 
-impl PanicHandler for PanicEnvelope {
-    type Response = Response;
-    fn get_response(&self, panic: Box<dyn Any + Send + 'static>) -> Response {
-        into_poem(panic_response_for(&*panic))
+impl<E: Endpoint> Middleware<E> for PanicEnvelope {
+    type Output = PanicEnvelopeEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        PanicEnvelopeEndpoint {
+            inner: ep,
+            sentri: self.sentri.clone(),
+        }
     }
 }
 
-/// poem's `CatchPanic` middleware answering the generic 500 envelope
-/// (F-25). [`crate::routes`] has it already; add it to the application as
-/// its outermost middleware.
-pub fn catch_panic() -> CatchPanic<PanicEnvelope> {
-    CatchPanic::new().with_handler(PanicEnvelope)
+/// The endpoint of [`PanicEnvelope`].
+#[derive(Debug)]
+pub struct PanicEnvelopeEndpoint<E> {
+    inner: E,
+    sentri: Option<Sentri>,
+}
+
+impl<E: Endpoint> Endpoint for PanicEnvelopeEndpoint<E> {
+    type Output = Response;
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let (method, uri) = (req.method().clone(), req.original_uri().clone());
+        match AssertUnwindSafe(self.inner.call(req)).catch_unwind().await {
+            Ok(out) => out.map(IntoResponse::into_response),
+            Err(panic) => Ok(panicked(self.sentri.as_ref(), panic, &method, uri.path()).await),
+        }
+    }
+}
+
+/// The response to a caught panic of `method path`.
+pub(crate) async fn panicked(
+    sentri: Option<&Sentri>,
+    panic: Box<dyn Any + Send>,
+    method: &http::Method,
+    path: &str,
+) -> Response {
+    into_poem(panic_caught(sentri, panic, method, path).await)
+}
+
+/// The panic middleware answering the generic 500 envelope (F-25) and
+/// reporting to `on_unhandled` (SPEC §3). [`crate::routes`] has it
+/// already; add it to the application as its outermost middleware.
+pub fn catch_panic(sentri: &Sentri) -> PanicEnvelope {
+    PanicEnvelope {
+        sentri: Some(sentri.clone()),
+    }
 }

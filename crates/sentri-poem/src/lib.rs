@@ -42,7 +42,7 @@
 //!             .with(protect(&sentri)),
 //!     )
 //!     .with(EnvelopeErrors)
-//!     .with(sentri_poem::catch_panic());
+//!     .with(sentri_poem::catch_panic(&sentri));
 //! # let _ = app;
 //! // poem::Server::new(poem::listener::TcpListener::bind("127.0.0.1:3000")).run(app).await
 //! # Ok(()) }
@@ -56,7 +56,7 @@
 //! | [`protect`], [`protect_optional`] | F-20, CSRF (F-23), silent refresh (F-24) |
 //! | [`AuthUser`], [`MaybeAuthUser`] | the user the protect middleware found |
 //! | [`authorize`], [`permit`], [`permit_roles`], [`require_self`], [`require_verified_email`] | F-21, F-22 |
-//! | [`SentriError`], [`envelope`], [`EnvelopeErrors`], [`Json`], [`Path`], [`Query`], [`catch_panic`] | F-25: every error and rejection is the envelope |
+//! | [`SentriError`], [`envelope`], [`EnvelopeErrors`], [`Json`], [`Path`], [`Query`], [`catch_panic`] | F-25: every error and rejection is the envelope; SPEC §3: panics reach `on_unhandled` |
 //! | [`idempotency`] | F-26 for the application's routes |
 //!
 //! Middleware added with `.with` runs in reverse order of the calls:
@@ -80,8 +80,8 @@ mod protect;
 mod routes;
 
 pub use error::{
-    EnvelopeErrors, EnvelopeErrorsEndpoint, PanicEnvelope, SentriError, catch_panic, envelope,
-    error_to_response, to_sentri_error,
+    EnvelopeErrors, EnvelopeErrorsEndpoint, PanicEnvelope, PanicEnvelopeEndpoint, SentriError,
+    catch_panic, envelope, error_to_response, to_sentri_error,
 };
 pub use extract::{AuthUser, BodyLimit, DEFAULT_BODY_LIMIT, Json, MaybeAuthUser, Path, Query};
 pub use guards::{

@@ -7,12 +7,11 @@ use std::panic::AssertUnwindSafe;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use poem::error::ReadBodyError;
-use poem::middleware::PanicHandler;
 use poem::{Endpoint, Request, Response};
 use sentri_core::http::{Api, RouteMiss, check_content_length, payload_too_large};
 use sentri_core::{Error, Sentri};
 
-use crate::error::{PanicEnvelope, SentriError, into_poem};
+use crate::error::{SentriError, into_poem, panicked};
 
 /// Every route of the table (the built-in routes of SPEC §6) as one poem
 /// endpoint, to mount under any prefix:
@@ -109,10 +108,11 @@ impl Endpoint for SentriRoutes {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        let (method, uri) = (req.method().clone(), req.original_uri().clone());
         Ok(
             match AssertUnwindSafe(self.handle(req)).catch_unwind().await {
                 Ok(res) => res,
-                Err(panic) => PanicEnvelope.get_response(panic),
+                Err(panic) => panicked(Some(self.api.sentri()), panic, &method, uri.path()).await,
             },
         )
     }

@@ -139,7 +139,7 @@ async fn setup(builder: ConfigBuilder) -> (Sentri, Clock, TestClient<BoxEndpoint
         .at("/panic", get(boom))
         .at("/payment", get(payment))
         .with(EnvelopeErrors)
-        .with(sentri_poem::catch_panic());
+        .with(sentri_poem::catch_panic(&s));
     (s, clock, TestClient::new(with_peer(app)))
 }
 

@@ -370,16 +370,12 @@ async fn answer(
     let outcome = tokio::time::timeout(limits.request_timeout, handler.handle(req, peer)).await;
     let mut res = match outcome {
         Ok(res) if !timed_out.load(Ordering::Relaxed) => res,
-        Ok(_) => {
-            tracing::warn!(target: "sentri_server::access", %method, path = %path, timeout = ?limits.body_read_timeout, "request body not received in time (SENTRI_BODY_READ_TIMEOUT)");
-            timeout_response().map(|b| {
-                http_body_util::Full::new(b)
-                    .map_err(BoxError::from)
-                    .boxed_unsync()
-            })
-        }
-        Err(_) => {
-            tracing::warn!(target: "sentri_server::access", %method, path = %path, timeout = ?limits.request_timeout, "request not answered in time (SENTRI_REQUEST_TIMEOUT)");
+        late => {
+            if late.is_ok() {
+                tracing::warn!(target: "sentri_server::access", %method, path = %path, timeout = ?limits.body_read_timeout, "request body not received in time (SENTRI_BODY_READ_TIMEOUT)");
+            } else {
+                tracing::warn!(target: "sentri_server::access", %method, path = %path, timeout = ?limits.request_timeout, "request not answered in time (SENTRI_REQUEST_TIMEOUT)");
+            }
             timeout_response().map(|b| {
                 http_body_util::Full::new(b)
                     .map_err(BoxError::from)

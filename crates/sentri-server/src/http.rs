@@ -72,10 +72,11 @@ impl AppState {
 /// [`ServerError::Settings`] when the adapter rejects the settings.
 pub fn app(state: AppState, settings: &Settings) -> Result<Router, ServerError> {
     let auth = crate::auth::router(state.sentri.clone(), settings)?;
+    let catch_panic = CatchPanicLayer::new(&state.sentri);
     Ok(server_routes(state)
         .nest(AUTH_PREFIX, auth)
         .fallback(|| async { sentri_core::http::not_found_response().map(axum::body::Body::from) })
-        .layer(CatchPanicLayer)
+        .layer(catch_panic)
         .layer(middleware::from_fn(access_log)))
 }
 

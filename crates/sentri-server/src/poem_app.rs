@@ -24,6 +24,7 @@ fn to_poem(res: http::Response<bytes::Bytes>) -> Response {
 /// server's routes, envelope errors, panics as the generic 500 envelope,
 /// and the access log.
 pub fn app(state: AppState) -> impl Endpoint {
+    let catch_panic = sentri_poem::catch_panic(state.sentri());
     let mut route = Route::new().nest(AUTH_PREFIX, sentri_poem::routes(state.sentri().clone()));
     for server_route in ServerRoute::ALL {
         let state = state.clone();
@@ -41,7 +42,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     }
     route
         .with(sentri_poem::EnvelopeErrors)
-        .with(sentri_poem::catch_panic())
+        .with(catch_panic)
         .around(|ep, req: Request| async move {
             let method = req.method().clone();
             let path = req.uri().path().to_owned();

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sentri_core::Sentri;
 use sentri_core::model::User;
 use sentri_core::store::Stores;
+use sentri_core::{ErrorCode, Sentri};
 use sentri_redis::{RedisRevocationBus, RedisStore};
 use sentri_sea_orm::SeaOrmStore;
 use tokio::net::TcpListener;
@@ -159,8 +159,9 @@ pub async fn build_sentri_with(
     Sentri::new(config, stores).await.map_err(|e| {
         // A stored key that is encrypted without a key, or with another
         // one: name the variable, on one line.
-        match e.message().strip_prefix("key_encryption_key: ") {
-            Some(problem) if e.code().as_str() == "CONFIGURATION_ERROR" => {
+        match e.field() {
+            Some("key_encryption_key") if e.is(&ErrorCode::ConfigurationError) => {
+                let problem = e.problem();
                 ServerError::Settings(SettingsError::new(Key::KeyEncryptionKey.env_var(), problem))
             }
             _ => ServerError::Sentri("cannot load the signing keys", e),

@@ -552,8 +552,10 @@ impl ConfigBuilder {
     }
 
     /// Grace after a rotation in which presenting the replaced refresh token
-    /// is refused (`TOKEN_INVALID`) without revoking the session (two
-    /// browser tabs racing). Default `2s`; at most `1m`.
+    /// is refused (`TOKEN_INVALID`) without revoking the session, and
+    /// accepted by `protect`'s silent refresh as the session's user (two
+    /// browser tabs racing, a response lost on the way back). Default
+    /// `10s` (as Supabase Auth's reuse interval); at most `1m`.
     pub fn reuse_grace(mut self, grace: impl IntoDuration) -> Self {
         self.reuse_grace = Some(grace.into_duration());
         self
@@ -803,7 +805,7 @@ impl ConfigBuilder {
             };
         let access_ttl = dur("access_ttl", self.access_ttl, 15 * 60)?;
         let refresh_ttl = dur("refresh_ttl", self.refresh_ttl, 7 * 86_400)?;
-        let reuse_grace = dur("reuse_grace", self.reuse_grace, 2)?;
+        let reuse_grace = dur("reuse_grace", self.reuse_grace, 10)?;
         let touch_interval = dur("touch_interval", self.touch_interval, 5 * 60)?;
         if access_ttl < Duration::from_secs(1) {
             return Err(cfg("access_ttl", "must be at least 1 second"));

@@ -21,7 +21,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.algorithm(), Algorithm::HS256);
     assert_eq!(c.access_ttl(), Duration::from_secs(900));
     assert_eq!(c.refresh_ttl(), Duration::from_secs(7 * 86_400));
-    assert_eq!(c.reuse_grace(), Duration::from_secs(2));
+    assert_eq!(c.reuse_grace(), Duration::from_secs(10));
     assert_eq!(c.default_role(), "user");
     assert_eq!(c.admin_role(), "admin");
     assert_eq!(c.session_check(), SessionCheck::Always);

@@ -8,8 +8,9 @@ use http::{Response, StatusCode};
 
 use super::Head;
 use super::response::error_response;
-use crate::error::Result;
-use crate::idempotency::{CallerScope, IdempotencyStart, IdempotentRequest, validate_key};
+use crate::idempotency::{
+    CallerScope, IdempotencyStart, IdempotentRequest, log_stale, validate_key,
+};
 use crate::model::StoredResponse;
 use crate::service::Sentri;
 use crate::tokens::AuthUser;
@@ -99,11 +100,9 @@ where
     let request_id = HeaderValue::from_str(&key).ok();
     let ticket = match start {
         Ok(IdempotencyStart::Proceed(ticket)) => ticket,
-        Ok(IdempotencyStart::Replay(stored)) => {
-            let mut res = replay(stored);
-            super::response::security_headers(res.headers_mut(), sentri.config().cookies());
-            return res;
-        }
+        // The stored response as it was sent (the security headers are
+        // added once, by whoever adds them to the live response).
+        Ok(IdempotencyStart::Replay(stored)) => return replay(stored),
         Err(err) => {
             let mut res = error_response(&err);
             if let Some(id) = request_id {
@@ -116,16 +115,28 @@ where
     if let Some(id) = request_id {
         res.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
-    let outcome: Result<bool> = if res.status().is_success()
-        && !carries_tokens(&res)
-        && res.body().len() <= MAX_STORED_BODY
-    {
+    let store =
+        res.status().is_success() && !carries_tokens(&res) && res.body().len() <= MAX_STORED_BODY;
+    let outcome = if store {
         ticket.complete(to_stored(&res)).await
     } else {
         ticket.release().await
     };
-    if let Err(err) = outcome {
-        tracing::warn!(error = %err, "could not record an idempotent response");
+    match outcome {
+        Ok(true) => {}
+        // The hold lapsed under this request and another one may have
+        // taken the key over: nothing was stored or freed; the response
+        // still goes out.
+        Ok(false) => {
+            let skipped = if store {
+                "storing the response"
+            } else {
+                "freeing the key"
+            };
+            // The path without its query (which may carry secrets).
+            log_stale(skipped, &format!("{} {}", head.method, head.uri.path()));
+        }
+        Err(err) => tracing::warn!(error = %err, "could not record an idempotent response"),
     }
     res
 }

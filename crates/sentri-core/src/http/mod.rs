@@ -98,8 +98,8 @@ pub use cookies::{check_origin, is_state_changing, read_cookie};
 pub use idempotency::{IdempotencyKey, caller_scope, idempotent};
 pub use response::{
     BASELINE_HEADERS, HSTS, baseline_headers, envelope_response, error_response, json_response,
-    method_not_allowed_response, not_found_response, panic_message, panic_response,
-    panic_response_for, security_headers,
+    method_not_allowed_response, not_found_response, panic_caught, panic_message, panic_response,
+    security_headers,
 };
 pub use table::{PathParams, RouteAuth, RouteContext, RouteFuture, RouteMiss, RouteSpec};
 
@@ -206,28 +206,12 @@ impl Head<'_> {
     /// trusted proxies appended) never counts.
     pub fn client_ip(&self, trusted_proxies: &[crate::net::IpNet]) -> Option<std::net::IpAddr> {
         let peer = self.peer?.ip();
-        let mut lines = self
+        let lines = self
             .headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok());
-        let forwarded = match (lines.next(), lines.next()) {
-            (None, _) => None,
-            (Some(one), None) => Some(std::borrow::Cow::Borrowed(one)),
-            (Some(first), Some(second)) => {
-                let mut all = format!("{first},{second}");
-                for line in lines {
-                    all.push(',');
-                    all.push_str(line);
-                }
-                Some(std::borrow::Cow::Owned(all))
-            }
-        };
-        Some(crate::net::client_ip(
-            peer,
-            forwarded.as_deref(),
-            trusted_proxies,
-        ))
+        Some(crate::net::client_ip_of_lines(peer, lines, trusted_proxies))
     }
 }
 

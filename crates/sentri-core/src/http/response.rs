@@ -7,11 +7,13 @@ use http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, REFERRER_POLICY, RETRY_AFTER,
     STRICT_TRANSPORT_SECURITY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use crate::config::{CookieConfig, CookieTransport};
 use crate::error::{Envelope, Error, ErrorCode};
+use crate::hooks::{Unhandled, UnhandledKind, fire};
+use crate::service::Sentri;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
@@ -152,19 +154,55 @@ pub fn error_response(err: &Error) -> Response<Bytes> {
     res
 }
 
-/// The generic 500 envelope sent when a handler panicked. The panic's
-/// message is logged, never sent.
+/// The generic 500 envelope sent when a handler panicked. Nothing is
+/// logged here; [`panic_caught`] logs and reports the panic.
 pub fn panic_response() -> Response<Bytes> {
-    let mut res = error_response(&Error::new(ErrorCode::InternalError));
-    res.extensions_mut().remove::<UnhandledError>();
-    res
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Error::new(ErrorCode::InternalError).to_json(),
+    )
 }
 
-/// The generic 500 envelope for a caught panic, with its message logged
-/// (what both adapters' panic layers answer).
-pub fn panic_response_for(panic: &(dyn Any + Send)) -> Response<Bytes> {
-    tracing::error!(panic = %panic_message(panic), "handler panicked");
+/// What a panic layer answers for a panic caught around a handler
+/// (`method path`): the generic 500 envelope ([`panic_response`]; the
+/// payload never reaches the client), the panic message logged once, and,
+/// when `sentri` is given, reported to its `on_unhandled` hook. Both
+/// adapters' panic layers and [`Api::call`](super::Api::call) use it.
+pub async fn panic_caught(
+    sentri: Option<&Sentri>,
+    panic: Box<dyn Any + Send>,
+    method: &Method,
+    path: &str,
+) -> Response<Bytes> {
+    let message = panic_message(&*panic);
+    drop(panic);
+    tracing::error!(panic = %message, %method, path, "handler panicked");
+    if let Some(sentri) = sentri {
+        report_unhandled(sentri, UnhandledKind::Panic, message, method, path).await;
+    }
     panic_response()
+}
+
+/// Hand an unexpected failure of `method path` to the `on_unhandled` hook.
+pub(crate) async fn report_unhandled(
+    sentri: &Sentri,
+    kind: UnhandledKind,
+    detail: String,
+    method: &Method,
+    path: &str,
+) {
+    let unhandled = Unhandled {
+        kind,
+        detail,
+        method: method.to_string(),
+        path: path.to_owned(),
+    };
+    fire(
+        "on_unhandled",
+        &sentri.config().hooks.on_unhandled,
+        unhandled,
+    )
+    .await;
 }
 
 /// The text of a panic payload (`&str` or `String`), for logs.

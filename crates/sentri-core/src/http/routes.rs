@@ -13,12 +13,13 @@ use serde_json::json;
 use super::body::JsonBody;
 use super::idempotency::idempotent;
 use super::response::{
-    UnhandledError, envelope_response, error_response, json_response, panic_message, panic_response,
+    UnhandledError, envelope_response, error_response, json_response, panic_caught,
+    report_unhandled,
 };
 use super::table::{PathParams, RouteAuth, RouteContext, RouteFuture, RouteMiss, RouteSpec};
 use super::{Api, Authenticated, Request, Route, caller_scope};
 use crate::error::{Error, ErrorCode, Result};
-use crate::hooks::{Unhandled, UnhandledKind, fire};
+use crate::hooks::UnhandledKind;
 use crate::model::{SessionId, UserId};
 use crate::service::{
     AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput,
@@ -148,26 +149,17 @@ impl Api {
         let outcome = AssertUnwindSafe(self.run_spec(spec, req, params))
             .catch_unwind()
             .await;
-        let (mut res, report) = match outcome {
-            Ok(res) => (res, None),
-            Err(panic) => {
-                let message = panic_message(&*panic);
-                tracing::error!(panic = %message, "handler panicked");
-                (panic_response(), Some((UnhandledKind::Panic, message)))
+        let path = req.uri.path();
+        let res = match outcome {
+            Ok(mut res) => {
+                if let Some(marked) = res.extensions_mut().remove::<UnhandledError>() {
+                    let (kind, detail) = (UnhandledKind::Error, marked.0);
+                    report_unhandled(&self.sentri, kind, detail, &req.method, path).await;
+                }
+                res
             }
+            Err(panic) => panic_caught(Some(&self.sentri), panic, &req.method, path).await,
         };
-        let marked = res.extensions_mut().remove::<UnhandledError>();
-        let report = report.or_else(|| marked.map(|e| (UnhandledKind::Error, e.0)));
-        if let Some((kind, detail)) = report {
-            let unhandled = Unhandled {
-                kind,
-                detail,
-                method: req.method.to_string(),
-                path: req.uri.path().to_owned(),
-            };
-            let hook = &self.sentri.config().hooks.on_unhandled;
-            fire("on_unhandled", hook, unhandled).await;
-        }
         self.finish(res)
     }
 

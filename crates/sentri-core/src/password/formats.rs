@@ -132,7 +132,10 @@ pub(super) fn parse_node_scrypt<'a>(
     })
 }
 
-pub(super) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+/// The bytes of a hex string (either case); `None` for an empty, odd or
+/// non-hex one. Also decodes the hex form of a key-encryption key
+/// (`cipher`).
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -144,10 +147,13 @@ pub(super) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
-    s.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+    // One allocation of the final size: no reallocation leaves a copy of
+    // a secret behind.
+    let mut out = Vec::with_capacity(s.len() / 2);
+    for pair in s.as_bytes().chunks_exact(2) {
+        out.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
+    }
+    Some(out)
 }
 
 /// Hash `password` with `algorithm` and a fresh random salt; the PHC string.

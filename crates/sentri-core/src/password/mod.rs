@@ -663,4 +663,5 @@ mod formats;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use formats::decode_hex;
 use formats::*;

@@ -311,10 +311,7 @@ impl Sentri {
                         Error::with_message(ErrorCode::TokenInvalid, "session revoked")
                     })?;
                 // The inactivity timeout, before the touch that would renew it.
-                if self
-                    .idle_since(now)
-                    .is_some_and(|since| found.session.last_active_at < since)
-                {
+                if self.idle_expired(&found.session, now) {
                     return Err(Error::with_message(
                         ErrorCode::TokenInvalid,
                         "session ended: inactive too long",

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{Sentri, TokenSubject, to_chrono};
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::fire;
-use crate::model::{Rotation, SessionId, UserId};
+use crate::model::{Rotation, Session, SessionId, UserId};
 use crate::service::inputs::{AuthOutput, LogoutInput, RefreshInput, SessionInfo};
 use crate::store::Revocation;
 use crate::tokens::{self, AuthUser};
@@ -104,6 +104,13 @@ impl Sentri {
             .map(|idle| now - to_chrono(idle))
     }
 
+    /// Whether `session` has ended at `now` by the inactivity timeout (it
+    /// was last active before [`Self::idle_since`]).
+    pub(crate) fn idle_expired(&self, session: &Session, now: DateTime<Utc>) -> bool {
+        self.idle_since(now)
+            .is_some_and(|since| session.last_active_at < since)
+    }
+
     async fn renew(&self, refresh_token: &str, grace_ok: bool) -> Result<Renewal> {
         let presented = tokens::parse_refresh(refresh_token).map_err(|_| refused())?;
         let sid = presented.sid;
@@ -132,7 +139,7 @@ impl Sentri {
                 tracing::debug!(session.id = %sid, "refresh refused: a secret this session never issued");
                 return Err(refused());
             }
-            _ => {
+            Rotation::Missing => {
                 tracing::debug!(session.id = %sid, "refresh refused: no live session");
                 return Err(refused());
             }
@@ -179,11 +186,7 @@ impl Sentri {
         let Some(active) = self.0.stores.sessions.find_active_session(sid, now).await? else {
             return Ok(None);
         };
-        if self
-            .idle_since(now)
-            .is_some_and(|since| active.session.last_active_at < since)
-            || self.is_revoked_by_app(sid).await?
-        {
+        if self.idle_expired(&active.session, now) || self.is_revoked_by_app(sid).await? {
             return Ok(None);
         }
         // As long as the access token issued by that rotation.
@@ -287,10 +290,10 @@ impl Sentri {
             .sessions
             .list_user_sessions(user, self.now())
             .await?;
-        let idle_since = self.idle_since(self.now());
+        let now = self.now();
         Ok(sessions
             .into_iter()
-            .filter(|session| idle_since.is_none_or(|since| session.last_active_at >= since))
+            .filter(|session| !self.idle_expired(session, now))
             .map(|session| SessionInfo {
                 current: Some(session.id) == current,
                 session,

@@ -426,7 +426,7 @@ pub struct Settings {
     pub access_ttl: Option<Duration>,
     /// Refresh lifetime (`None`: 7d).
     pub refresh_ttl: Option<Duration>,
-    /// Reuse grace (`None`: 2s).
+    /// Reuse grace (`None`: 10s).
     pub reuse_grace: Option<Duration>,
     /// Inactivity timeout of sessions (`None`, the default, or `off`: none).
     pub session_idle_timeout: Option<Duration>,
