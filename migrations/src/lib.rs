@@ -16,6 +16,11 @@
 //! | `sentri_throttle` | failed attempts | `id` (pk), `(key, at)`, `expires_at` |
 //! | `sentri_throttle_keys` | one lock row per throttled key (atomic reservations) | `key` (pk), `expires_at` |
 //!
+//! On PostgreSQL the two throttle tables are `UNLOGGED` (no WAL, no disk
+//! flush per reservation; emptied by a crash of the database server, which
+//! only restarts the throttling windows), and the function
+//! `sentri_throttle_reserve` makes a login's reservation one statement.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -51,6 +56,7 @@ mod m20261124_000006_create_throttle;
 mod m20261203_000010_throttle_reservations;
 mod m20261203_000020_add_idempotency_lease;
 mod m20261203_000030_add_session_refresh_history;
+mod m20261204_000010_throttle_unlogged;
 pub mod schema;
 
 /// The ordered list of sentri's migrations.
@@ -70,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_throttle_reservations::Migration),
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
             Box::new(m20261203_000030_add_session_refresh_history::Migration),
+            Box::new(m20261204_000010_throttle_unlogged::Migration),
         ]
     }
 
