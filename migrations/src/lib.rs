@@ -17,6 +17,11 @@
 //! | `sentri_throttle_keys` | one lock row per throttled key (atomic reservations) | `key` (pk), `expires_at` |
 //! | `sentri_one_time_tokens` | hashes of one-time tokens (verification, reset, magic links, challenges) | `(purpose, token_hash)` (pk), `(user_id, purpose)`, `expires_at` |
 //!
+//! On PostgreSQL the two throttle tables are `UNLOGGED` (no WAL, no disk
+//! flush per reservation; emptied by a crash of the database server, which
+//! only restarts the throttling windows), and the function
+//! `sentri_throttle_reserve` makes a login's reservation one statement.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -52,6 +57,7 @@ mod m20261124_000006_create_throttle;
 mod m20261203_000010_throttle_reservations;
 mod m20261203_000020_add_idempotency_lease;
 mod m20261203_000030_add_session_refresh_history;
+mod m20261204_000010_throttle_unlogged;
 mod m20261204_000110_create_one_time_tokens;
 pub mod schema;
 
@@ -72,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_throttle_reservations::Migration),
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
             Box::new(m20261203_000030_add_session_refresh_history::Migration),
+            Box::new(m20261204_000010_throttle_unlogged::Migration),
             Box::new(m20261204_000110_create_one_time_tokens::Migration),
         ]
     }

@@ -412,6 +412,51 @@ pub enum Reservation {
     },
 }
 
+/// One counter a reservation is held to, for [`ThrottleStore::reserve_all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit<'a> {
+    /// The counter's key.
+    pub key: &'a str,
+    /// Its sliding window.
+    pub window: Duration,
+    /// At most this many attempts in the window.
+    pub limit: u32,
+}
+
+/// The outcome of [`ThrottleStore::reserve_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reservations {
+    /// Every counter had room: one attempt is now counted under each, at
+    /// `now`.
+    Admitted {
+        /// The attempts, in the order of the limits (for
+        /// [`ThrottleStore::refund`] and [`ThrottleStore::forget`]).
+        ids: Vec<AttemptId>,
+    },
+    /// A counter had no room: nothing was recorded under any of them.
+    Refused {
+        /// The first counter, in the order of the limits, without room.
+        index: usize,
+        /// As [`Reservation::Refused::retry_at`], for that counter.
+        retry_at: DateTime<Utc>,
+    },
+}
+
+/// One thing [`ThrottleStore::forget`] forgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forget<'a> {
+    /// One attempt, as [`ThrottleStore::refund`].
+    Attempt {
+        /// The counter's key.
+        key: &'a str,
+        /// The attempt.
+        id: &'a AttemptId,
+    },
+    /// Every attempt of a key, as [`ThrottleStore::clear_failures`].
+    Key(&'a str),
+}
+
 /// Counters of attempts (failed logins, registrations) in a sliding window
 /// (F-27).
 ///
@@ -420,32 +465,67 @@ pub enum Reservation {
 /// attempt *before* the work it guards (the password check), so concurrent
 /// attempts can never overshoot the limit, and give it back afterwards when
 /// it should not count ([`ThrottleStore::refund`],
-/// [`ThrottleStore::clear_failures`]).
+/// [`ThrottleStore::clear_failures`], [`ThrottleStore::forget`]).
 ///
 /// # Atomicity
 ///
-/// [`ThrottleStore::reserve`] is one atomic operation: count the key's
-/// attempts in the window and, when fewer than `limit`, record one more. Of
-/// N concurrent reservations of one key with room for k, exactly k are
-/// admitted, on every instance sharing the store (a Lua script in Redis, a
-/// transaction holding the key's row lock in SQL, one critical section in
-/// memory). The other operations need only be atomic on their own.
+/// [`ThrottleStore::reserve_all`] is one atomic operation, and one round
+/// trip to the backend: count the attempts of each key in its window and,
+/// when every key has room, record one more under each. Of N concurrent
+/// reservations of one key with room for k, exactly k are admitted, on
+/// every instance sharing the store (a Lua script in Redis, a transaction
+/// holding the keys' row locks in SQL, one critical section in memory); a
+/// reservation refused by one key never holds a place in another's count.
+/// The other operations need only be atomic on their own.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + 'static {
-    /// Atomically: count the attempts of `key` in `window` before `now`; if
-    /// there are fewer than `limit`, record one at `now` and return
-    /// [`Reservation::Admitted`] with its id, else record nothing and return
-    /// [`Reservation::Refused`] with the time the oldest attempt that keeps
-    /// the count at the limit leaves the window. The store keeps the
-    /// attempt until `now + window` (then [`ThrottleStore::purge_expired`]
-    /// may delete it). A `limit` of 0 refuses every attempt.
+    /// Atomically, for distinct keys: count the attempts of each key in its
+    /// window before `now`; if every key has fewer than its limit, record
+    /// one attempt at `now` under each and return
+    /// [`Reservations::Admitted`] with their ids (in the order of
+    /// `limits`), else record nothing and return [`Reservations::Refused`]
+    /// naming the first key without room, with the time the oldest attempt
+    /// that keeps its count at the limit leaves its window. The store keeps
+    /// each attempt until `now + window` (then
+    /// [`ThrottleStore::purge_expired`] may delete it). A `limit` of 0
+    /// refuses every attempt. No limits: admitted, with no ids.
+    async fn reserve_all(
+        &self,
+        limits: &[Limit<'_>],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Reservations>;
+
+    /// [`ThrottleStore::reserve_all`] for one key.
     async fn reserve(
         &self,
         key: &str,
         now: DateTime<Utc>,
         window: Duration,
         limit: u32,
-    ) -> StoreResult<Reservation>;
+    ) -> StoreResult<Reservation> {
+        let limits = [Limit { key, window, limit }];
+        Ok(match self.reserve_all(&limits, now).await? {
+            Reservations::Admitted { mut ids } => match ids.pop() {
+                Some(id) => Reservation::Admitted { id },
+                None => return Err(StoreError::other("reserve_all admitted without an id")),
+            },
+            Reservations::Refused { retry_at, .. } => Reservation::Refused { retry_at },
+        })
+    }
+
+    /// Forget what `items` name, in one round trip where the backend allows
+    /// (a successful login clears its identifier and refunds its address).
+    /// Each item is atomic on its own, as the method it stands for; the
+    /// default runs them one after the other.
+    async fn forget(&self, items: &[Forget<'_>]) -> StoreResult<()> {
+        for item in items {
+            match *item {
+                Forget::Attempt { key, id } => self.refund(key, id).await?,
+                Forget::Key(key) => self.clear_failures(key).await?,
+            }
+        }
+        Ok(())
+    }
 
     /// Forget the one attempt `id` of `key` (a reservation that should not
     /// count after all, e.g. a successful login). Unknown ids (already

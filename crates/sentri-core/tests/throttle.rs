@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use sentri_core::config::ThrottleConfig;
 use sentri_core::hooks::Overrides;
-use sentri_core::store::{AttemptId, Reservation, StoreResult, Stores, ThrottleStore};
+use sentri_core::store::{AttemptId, Limit, Reservations, StoreResult, Stores, ThrottleStore};
 use sentri_core::{ClientInfo, ErrorCode, LoginInput, Sentri};
 
 /// Counts the password checks a login makes: the `login` override runs
@@ -175,14 +175,12 @@ struct Counting {
 
 #[async_trait::async_trait]
 impl ThrottleStore for Counting {
-    async fn reserve(
+    async fn reserve_all(
         &self,
-        key: &str,
+        limits: &[Limit<'_>],
         now: chrono::DateTime<chrono::Utc>,
-        window: Duration,
-        limit: u32,
-    ) -> StoreResult<Reservation> {
-        self.inner.reserve(key, now, window, limit).await
+    ) -> StoreResult<Reservations> {
+        self.inner.reserve_all(limits, now).await
     }
     async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {
         self.refunds.fetch_add(1, Ordering::SeqCst);
@@ -244,16 +242,20 @@ async fn a_success_clears_the_identifier_and_refunds_the_address() {
             .await
             .unwrap();
     }
-    assert_eq!(counting.clears.load(Ordering::SeqCst), 5);
-    assert_eq!(counting.refunds.load(Ordering::SeqCst), 5);
-    // Five successes used none of the address's 3 attempts.
-    for _ in 0..3 {
+    // Five successes used none of the address's 3 attempts: each was
+    // settled (in the background, after it answered) before the next
+    // reservation of its keys.
+    for i in 0..3 {
         let err = env
             .sentri
             .login(login_input("ivy@example.com", "bad password"))
             .await
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidCredentials);
+        if i == 0 {
+            assert_eq!(counting.clears.load(Ordering::SeqCst), 5);
+            assert_eq!(counting.refunds.load(Ordering::SeqCst), 5);
+        }
     }
     let err = env
         .sentri
@@ -307,6 +309,51 @@ async fn a_busy_hasher_refunds_the_attempt() {
     let err = env
         .sentri
         .login(from("z@example.com", "wrong password", "192.0.2.77"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+}
+
+/// A success clears the identifier's failures before the next login of it
+/// is reserved, though it answers before its settling: with one failure to
+/// spare, a success, then the full limit of failures again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_success_clears_the_count_before_the_next_login() {
+    let env = env_with(base().throttle(ThrottleConfig {
+        max_failures_per_identifier: 3,
+        ..ThrottleConfig::default()
+    }))
+    .await;
+    env.sentri
+        .register(register_input("kim@example.com"))
+        .await
+        .unwrap();
+    for round in 0..3 {
+        for _ in 0..2 {
+            let err = env
+                .sentri
+                .login(from("kim@example.com", "bad password", "192.0.2.90"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidCredentials, "round {round}");
+        }
+        // The third attempt in the window: admitted, and it clears.
+        env.sentri
+            .login(from("kim@example.com", PASSWORD, "192.0.2.90"))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        let err = env
+            .sentri
+            .login(from("kim@example.com", "bad password", "192.0.2.90"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidCredentials);
+    }
+    let err = env
+        .sentri
+        .login(from("kim@example.com", PASSWORD, "192.0.2.90"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::RateLimited);

@@ -3,7 +3,7 @@
 //!
 //! Each key keeps at most the caller's `keep` (or `limit`) most recent
 //! failures, and drops those older than the window when it records.
-//! [`ThrottleStore::reserve`] counts and records in one critical section
+//! [`ThrottleStore::reserve_all`] counts and records in one critical section
 //! (the store's one throttle lock), so concurrent reservations never
 //! overshoot the limit. The number of keys is
 //! bounded: when a new key would exceed the bound, the key whose last
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use sentri_core::store::{AttemptId, Reservation, StoreResult, ThrottleStore};
+use sentri_core::store::{AttemptId, Forget, Limit, Reservations, StoreResult, ThrottleStore};
 
 use crate::MemoryStore;
 
@@ -84,28 +84,25 @@ impl Throttle {
         }
     }
 
-    /// Count and, within `limit`, record: the one critical section of
-    /// [`ThrottleStore::reserve`].
-    fn reserve(
-        &mut self,
-        key: &str,
-        now: DateTime<Utc>,
-        window: Duration,
-        limit: u32,
-    ) -> Reservation {
-        let counted = self.recent(key, now, window);
-        let limit_n = limit as usize;
-        if counted.len() >= limit_n {
-            let retry_at = match counted.get(counted.len() - limit_n) {
-                Some(pivot) => until(*pivot, window),
-                None => until(now, window),
-            };
-            return Reservation::Refused { retry_at };
+    /// Count under every limit and, when each has room, record under each:
+    /// the one critical section of [`ThrottleStore::reserve_all`].
+    fn reserve_all(&mut self, limits: &[Limit<'_>], now: DateTime<Utc>) -> Reservations {
+        for (index, l) in limits.iter().enumerate() {
+            let counted = self.recent(l.key, now, l.window);
+            let limit = l.limit as usize;
+            if counted.len() >= limit {
+                let retry_at = match counted.get(counted.len() - limit) {
+                    Some(pivot) => until(*pivot, l.window),
+                    None => until(now, l.window),
+                };
+                return Reservations::Refused { index, retry_at };
+            }
         }
-        let id = self.record(key, now, window, limit);
-        Reservation::Admitted {
-            id: AttemptId::new(id.to_string()),
-        }
+        let ids = limits
+            .iter()
+            .map(|l| AttemptId::new(self.record(l.key, now, l.window, l.limit).to_string()))
+            .collect();
+        Reservations::Admitted { ids }
     }
 
     fn refund(&mut self, key: &str, id: &AttemptId) {
@@ -209,14 +206,23 @@ impl Throttle {
 
 #[async_trait]
 impl ThrottleStore for MemoryStore {
-    async fn reserve(
+    async fn reserve_all(
         &self,
-        key: &str,
+        limits: &[Limit<'_>],
         now: DateTime<Utc>,
-        window: Duration,
-        limit: u32,
-    ) -> StoreResult<Reservation> {
-        Ok(self.inner.throttle.lock().reserve(key, now, window, limit))
+    ) -> StoreResult<Reservations> {
+        Ok(self.inner.throttle.lock().reserve_all(limits, now))
+    }
+
+    async fn forget(&self, items: &[Forget<'_>]) -> StoreResult<()> {
+        let mut throttle = self.inner.throttle.lock();
+        for item in items {
+            match *item {
+                Forget::Attempt { key, id } => throttle.refund(key, id),
+                Forget::Key(key) => throttle.remove(key),
+            }
+        }
+        Ok(())
     }
 
     async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {

@@ -114,10 +114,22 @@ impl Conn {
         key: String,
         args: Vec<Value>,
     ) -> Result<R, RedisError> {
-        let mut full = Vec::with_capacity(args.len() + 3);
+        self.eval_keys(script, vec![key], args).await
+    }
+
+    /// Run `script` on `keys` with `args`.
+    pub(crate) async fn eval_keys<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<R, RedisError> {
+        let mut full = Vec::with_capacity(args.len() + keys.len() + 2);
         full.push(Value::from(script.sha1.as_str()));
-        full.push(Value::Integer(1));
-        full.push(Value::from(key));
+        full.push(Value::Integer(
+            i64::try_from(keys.len()).unwrap_or(i64::MAX),
+        ));
+        full.extend(keys.into_iter().map(Value::from));
         full.extend(args);
         match self.cmd::<Value>("EVALSHA", full.clone()).await {
             Err(RedisError::Command(err)) if err.details().starts_with("NOSCRIPT") => {

@@ -8,18 +8,22 @@
 //! keep only the `keep` most recent, and set the key to expire after the
 //! window, so a key nobody fails on again leaves Redis by itself.
 //!
-//! A reservation is one Lua script too (Redis runs a script atomically):
-//! drop what left the window, count, and add the attempt only when the
-//! count is below the limit; so concurrent reservations from every instance
-//! never overshoot it. A refund removes the attempt's member. Purging has
-//! nothing to do: keys expire by themselves.
+//! A reservation is one Lua script too (Redis runs a script atomically),
+//! for every key of a login at once: per key, drop what left the window and
+//! count; only when every key is below its limit add the attempt to each;
+//! so concurrent reservations from every instance never overshoot it. The
+//! script names every key it touches (`KEYS`), so on a Redis Cluster the
+//! keys of one call must share a hash slot; sentri runs on one Redis
+//! server (or a replicated primary). A refund removes the attempt's
+//! member; settling a login is one script too. Purging has nothing to do:
+//! keys expire by themselves.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use fred::types::Value;
-use sentri_core::store::{AttemptId, Reservation, StoreResult, ThrottleStore};
+use sentri_core::store::{AttemptId, Forget, Limit, Reservations, StoreResult, ThrottleStore};
 
 use crate::RedisStore;
 use crate::conn::Script;
@@ -49,34 +53,56 @@ end
 return n
 "#;
 
-/// KEYS[1] = the key; ARGV[1] = now (ms), ARGV[2] = member, ARGV[3] = the
-/// window start (ms), ARGV[4] = limit, ARGV[5] = window (ms). Returns
-/// `{1, member}` when admitted, `{0, pivot score}` when refused (the score
-/// of the attempt that must leave the window for one more to fit).
+/// KEYS = the keys; ARGV[1] = now (ms), then per key `i` (from 0) four
+/// values from ARGV[2 + 4i]: its member, window start (ms), limit and
+/// window (ms). Returns `{1}` when every key had room (each member is
+/// added), `{0, i, pivot score}` when key `i` (from 0) had none (the score
+/// of the attempt that must leave the window for one more to fit; `now`
+/// for a limit of 0), and nothing is added.
 const RESERVE: &str = r#"
-local k = KEYS[1]
-local limit = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[3])
-local n = redis.call('ZCARD', k)
-if n >= limit then
-  if limit <= 0 then
-    return {0, ARGV[1]}
+local now = ARGV[1]
+for i, k in ipairs(KEYS) do
+  local base = 4 * (i - 1) + 1
+  local limit = tonumber(ARGV[base + 3])
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[base + 2])
+  local n = redis.call('ZCARD', k)
+  if n >= limit then
+    if limit <= 0 then
+      return {0, i - 1, now}
+    end
+    local pivot = redis.call('ZRANGE', k, n - limit, n - limit, 'WITHSCORES')
+    return {0, i - 1, pivot[2]}
   end
-  local pivot = redis.call('ZRANGE', k, n - limit, n - limit, 'WITHSCORES')
-  return {0, pivot[2]}
 end
-redis.call('ZADD', k, ARGV[1], ARGV[2])
-local ttl = redis.call('PTTL', k)
-if ttl < tonumber(ARGV[5]) then
-  redis.call('PEXPIRE', k, ARGV[5])
+for i, k in ipairs(KEYS) do
+  local base = 4 * (i - 1) + 1
+  redis.call('ZADD', k, now, ARGV[base + 1])
+  local window = tonumber(ARGV[base + 4])
+  if redis.call('PTTL', k) < window then
+    redis.call('PEXPIRE', k, window)
+  end
 end
-return {1, ARGV[2]}
+return {1}
+"#;
+
+/// KEYS = the keys; ARGV[i] = the member to remove from KEYS[i], or empty
+/// to delete the whole key.
+const FORGET: &str = r#"
+for i, k in ipairs(KEYS) do
+  if ARGV[i] == '' then
+    redis.call('DEL', k)
+  else
+    redis.call('ZREM', k, ARGV[i])
+  end
+end
+return 0
 "#;
 
 /// The throttle scripts, hashed once per store.
 pub(crate) struct Scripts {
     record: Script,
     reserve: Script,
+    forget: Script,
 }
 
 impl Scripts {
@@ -84,6 +110,7 @@ impl Scripts {
         Self {
             record: Script::new(RECORD),
             reserve: Script::new(RESERVE),
+            forget: Script::new(FORGET),
         }
     }
 }
@@ -105,42 +132,46 @@ impl RedisStore {
 
 #[async_trait]
 impl ThrottleStore for RedisStore {
-    async fn reserve(
+    async fn reserve_all(
         &self,
-        key: &str,
+        limits: &[Limit<'_>],
         now: DateTime<Utc>,
-        window: Duration,
-        limit: u32,
-    ) -> StoreResult<Reservation> {
+    ) -> StoreResult<Reservations> {
+        if limits.is_empty() {
+            return Ok(Reservations::Admitted { ids: Vec::new() });
+        }
         let at = now.timestamp_millis();
-        let member = format!("{at}:{:016x}", rand::random::<u64>());
+        let members: Vec<String> = limits
+            .iter()
+            .map(|_| format!("{at}:{:016x}", rand::random::<u64>()))
+            .collect();
+        let mut args = Vec::with_capacity(1 + 4 * limits.len());
+        args.push(Value::Integer(at));
+        for (l, member) in limits.iter().zip(&members) {
+            args.extend([
+                Value::from(member.clone()),
+                Value::Integer(window_start_ms(now, l.window)),
+                Value::Integer(i64::from(l.limit)),
+                Value::Integer(ttl_ms(l.window)),
+            ]);
+        }
+        let keys = limits.iter().map(|l| self.throttle_key(l.key)).collect();
         let reply: Vec<Value> = self
             .inner
             .conn
-            .eval(
-                &self.inner.throttle.reserve,
-                self.throttle_key(key),
-                vec![
-                    Value::Integer(at),
-                    Value::from(member),
-                    Value::Integer(window_start_ms(now, window)),
-                    Value::Integer(i64::from(limit)),
-                    Value::Integer(ttl_ms(window)),
-                ],
-            )
+            .eval_keys(&self.inner.throttle.reserve, keys, args)
             .await?;
         const BAD: RedisError = RedisError::Corrupt("throttle reservation reply");
-        let [admitted, value] = reply.as_slice() else {
-            return Err(BAD.into());
-        };
-        match admitted.as_i64() {
-            Some(1) => {
-                let member = value.as_str().ok_or(BAD)?;
-                Ok(Reservation::Admitted {
-                    id: AttemptId::new(member.to_string()),
-                })
-            }
-            Some(0) => {
+        match reply.as_slice() {
+            [admitted] if admitted.as_i64() == Some(1) => Ok(Reservations::Admitted {
+                ids: members.into_iter().map(AttemptId::new).collect(),
+            }),
+            [refused, index, value] if refused.as_i64() == Some(0) => {
+                let index = index
+                    .as_i64()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .filter(|i| *i < limits.len())
+                    .ok_or(BAD)?;
                 let ms = match value {
                     Value::Integer(ms) => *ms,
                     other => {
@@ -149,14 +180,36 @@ impl ThrottleStore for RedisStore {
                     }
                 };
                 let pivot = DateTime::from_timestamp_millis(ms).ok_or(BAD)?;
-                let retry_at = TimeDelta::from_std(window)
+                let retry_at = TimeDelta::from_std(limits[index].window)
                     .ok()
                     .and_then(|w| pivot.checked_add_signed(w))
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                Ok(Reservation::Refused { retry_at })
+                Ok(Reservations::Refused { index, retry_at })
             }
             _ => Err(BAD.into()),
         }
+    }
+
+    async fn forget(&self, items: &[Forget<'_>]) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(items.len());
+        let mut args = Vec::with_capacity(items.len());
+        for item in items {
+            let (key, member) = match *item {
+                Forget::Attempt { key, id } => (key, id.as_str()),
+                Forget::Key(key) => (key, ""),
+            };
+            keys.push(self.throttle_key(key));
+            args.push(Value::from(member.to_owned()));
+        }
+        let _: i64 = self
+            .inner
+            .conn
+            .eval_keys(&self.inner.throttle.forget, keys, args)
+            .await?;
+        Ok(())
     }
 
     async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {

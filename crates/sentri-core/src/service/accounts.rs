@@ -265,6 +265,12 @@ impl Sentri {
         }
         .await;
         let result = match result {
+            // A success answers at once; its reservations are given back
+            // in the background, in its turn.
+            Ok((turn, Ok(out))) => {
+                self.settle_success(attempt, turn).await;
+                Ok(out)
+            }
             Ok((turn, result)) => {
                 throttle.settle(attempt, &result).await;
                 drop(turn);

@@ -376,6 +376,10 @@ macro_rules! throttle_store_tests {
             refund_forgets_one_attempt,
             concurrent_reserve_admits_at_most_the_limit,
             concurrent_reserve_on_two_keys,
+            reserve_all_is_all_or_nothing,
+            forget_refunds_and_clears,
+            concurrent_logins_for_one_identifier_admit_its_limit,
+            concurrent_logins_from_one_address_admit_its_limit,
             purge_expired_keeps_live_attempts,
         );
     };

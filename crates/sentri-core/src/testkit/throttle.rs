@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{AttemptId, Reservation, ThrottleStore};
+use crate::store::{AttemptId, Forget, Limit, Reservation, Reservations, ThrottleStore};
 
 use super::{era_2001, now, ok, plus, race, unique};
 
@@ -381,6 +381,215 @@ pub async fn concurrent_reserve_on_two_keys<S: ThrottleStore + ?Sized>(store: Ar
         admitted,
         [3, 12],
         "each key must admit exactly its limit under concurrency"
+    );
+}
+
+fn limit(key: &str, limit: u32) -> Limit<'_> {
+    Limit {
+        key,
+        window: WINDOW,
+        limit,
+    }
+}
+
+/// `reserve_all` of a login (an address's and an identifier's key) records
+/// one attempt under each key when both have room, with an id per key (in
+/// order) that refunds that key's attempt only; when one key is full it
+/// names the first full key, with its `retry_at`, and records nothing under
+/// either; a limit of 0 refuses; no limits admit with no ids.
+pub async fn reserve_all_is_all_or_nothing<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let ip = key();
+    let id = key();
+    let at = now();
+    let ids = match ok(
+        store.reserve_all(&[limit(&ip, 3), limit(&id, 2)], at).await,
+        "reserve_all",
+    ) {
+        Reservations::Admitted { ids } => ids,
+        other => panic!("reserve_all with room must admit, got {other:?}"),
+    };
+    assert_eq!(ids.len(), 2, "one id per key");
+    assert_eq!(recent(&*store, &ip, plus(at, 1), WINDOW).await, vec![at]);
+    assert_eq!(recent(&*store, &id, plus(at, 1), WINDOW).await, vec![at]);
+    // Fill the identifier's key.
+    record(&*store, &id, plus(at, 1), KEEP).await;
+    match ok(
+        store
+            .reserve_all(&[limit(&ip, 3), limit(&id, 2)], plus(at, 2))
+            .await,
+        "reserve_all",
+    ) {
+        Reservations::Refused { index, retry_at } => {
+            assert_eq!(index, 1, "the identifier's key is the one without room");
+            assert_eq!(
+                retry_at,
+                plus(at, WINDOW.as_secs() as i64),
+                "retry_at is when the full key's oldest counted attempt leaves its window"
+            );
+        }
+        other => panic!("reserve_all with a full key must refuse, got {other:?}"),
+    }
+    assert_eq!(
+        recent(&*store, &ip, plus(at, 3), WINDOW).await,
+        vec![at],
+        "a reservation refused by one key must not be counted under another"
+    );
+    // The first full key in order is named.
+    match ok(
+        store
+            .reserve_all(&[limit(&id, 2), limit(&ip, 0)], plus(at, 3))
+            .await,
+        "reserve_all",
+    ) {
+        Reservations::Refused { index, .. } => assert_eq!(index, 0),
+        other => panic!("got {other:?}"),
+    }
+    match ok(
+        store.reserve_all(&[limit(&ip, 0)], plus(at, 3)).await,
+        "reserve_all",
+    ) {
+        Reservations::Refused { index, .. } => assert_eq!(index, 0, "a limit of 0 refuses"),
+        other => panic!("a limit of 0 must refuse, got {other:?}"),
+    }
+    assert!(matches!(
+        ok(store.reserve_all(&[], at).await, "reserve_all of nothing"),
+        Reservations::Admitted { ids } if ids.is_empty()
+    ));
+    // Each id refunds its own key's attempt.
+    ok(store.refund(&ip, &ids[0]).await, "refund");
+    assert!(recent(&*store, &ip, plus(at, 4), WINDOW).await.is_empty());
+    assert_eq!(
+        recent(&*store, &id, plus(at, 4), WINDOW).await,
+        vec![at, plus(at, 1)],
+        "refunding the address's attempt must keep the identifier's"
+    );
+}
+
+/// `forget` refunds the attempts and clears the keys it names, in one call,
+/// and nothing else; forgetting nothing, or what is gone, is `Ok`.
+pub async fn forget_refunds_and_clears<S: ThrottleStore + ?Sized>(store: Arc<S>) {
+    let ip = key();
+    let id = key();
+    let other = key();
+    let at = now();
+    let ids = match ok(
+        store.reserve_all(&[limit(&ip, 5), limit(&id, 5)], at).await,
+        "reserve_all",
+    ) {
+        Reservations::Admitted { ids } => ids,
+        r => panic!("got {r:?}"),
+    };
+    let kept = admitted(
+        reserve(&*store, &ip, plus(at, 1), WINDOW, 5).await,
+        "reserve",
+    );
+    record(&*store, &id, plus(at, 1), KEEP).await;
+    record(&*store, &other, at, KEEP).await;
+    // A login's success: clear the identifier, refund the address.
+    let items = [
+        Forget::Key(&id),
+        Forget::Attempt {
+            key: &ip,
+            id: &ids[0],
+        },
+    ];
+    ok(store.forget(&items).await, "forget");
+    assert!(
+        recent(&*store, &id, plus(at, 2), WINDOW).await.is_empty(),
+        "forget must clear a key it names"
+    );
+    assert_eq!(
+        recent(&*store, &ip, plus(at, 2), WINDOW).await,
+        vec![plus(at, 1)],
+        "forget must refund exactly the attempt it names"
+    );
+    assert_eq!(
+        recent(&*store, &other, plus(at, 2), WINDOW).await,
+        vec![at],
+        "forget must keep other keys"
+    );
+    ok(store.forget(&items).await, "forget twice");
+    ok(store.forget(&[]).await, "forget nothing");
+    ok(
+        store
+            .forget(&[Forget::Attempt {
+                key: &ip,
+                id: &kept,
+            }])
+            .await,
+        "forget",
+    );
+    assert!(recent(&*store, &ip, plus(at, 2), WINDOW).await.is_empty());
+}
+
+/// N concurrent logins for one identifier (each reserving the address's and
+/// the identifier's key in one `reserve_all`) admit exactly the
+/// identifier's limit, so at most that many password checks run; the
+/// refused ones hold no place in the address's count.
+pub async fn concurrent_logins_for_one_identifier_admit_its_limit<S: ThrottleStore + ?Sized>(
+    store: Arc<S>,
+) {
+    let ip = key();
+    let id = key();
+    let at = now();
+    let results = race(&store, 32, |store, _| {
+        let (ip, id) = (ip.clone(), id.clone());
+        async move {
+            store
+                .reserve_all(&[limit(&ip, 100), limit(&id, 4)], at)
+                .await
+        }
+    })
+    .await;
+    let mut admitted = 0;
+    for r in results {
+        match ok(r, "concurrent reserve_all") {
+            Reservations::Admitted { .. } => admitted += 1,
+            Reservations::Refused { index, .. } => {
+                assert_eq!(index, 1, "only the identifier's key is full")
+            }
+        }
+    }
+    assert_eq!(admitted, 4, "32 concurrent logins, identifier limit 4");
+    assert_eq!(recent(&*store, &id, plus(at, 1), WINDOW).await.len(), 4);
+    assert_eq!(
+        recent(&*store, &ip, plus(at, 1), WINDOW).await.len(),
+        4,
+        "refused logins must not be counted under the address"
+    );
+}
+
+/// N concurrent logins from one address for different identifiers admit
+/// exactly the address's limit; the refused ones hold no place in their
+/// identifier's count.
+pub async fn concurrent_logins_from_one_address_admit_its_limit<S: ThrottleStore + ?Sized>(
+    store: Arc<S>,
+) {
+    let ip = key();
+    let ids: Arc<Vec<String>> = Arc::new((0..32).map(|_| key()).collect());
+    let at = now();
+    let results = race(&store, 32, |store, i| {
+        let (ip, ids) = (ip.clone(), ids.clone());
+        async move {
+            store
+                .reserve_all(&[limit(&ip, 6), limit(&ids[i], 10)], at)
+                .await
+        }
+    })
+    .await;
+    let admitted = results
+        .into_iter()
+        .map(|r| ok(r, "concurrent reserve_all"))
+        .filter(|r| matches!(r, Reservations::Admitted { .. }))
+        .count();
+    assert_eq!(admitted, 6, "32 concurrent logins, address limit 6");
+    let mut counted = 0;
+    for id in ids.iter() {
+        counted += recent(&*store, id, plus(at, 1), WINDOW).await.len();
+    }
+    assert_eq!(
+        counted, 6,
+        "logins refused by the address must not be counted under their identifier"
     );
 }
 

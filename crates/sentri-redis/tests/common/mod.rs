@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
-use sentri_core::store::{AttemptId, IdempotencyStore, Reservation, StoreResult, ThrottleStore};
+use sentri_core::store::{
+    AttemptId, Forget, IdempotencyStore, Limit, Reservations, StoreResult, ThrottleStore,
+};
 use sentri_redis::RedisStore;
 use sentri_redis::fred::prelude::*;
 use sentri_redis::fred::types::{ClusterHash, CustomCommand};
@@ -186,14 +188,16 @@ impl IdempotencyStore for TestStore {
 
 #[async_trait]
 impl ThrottleStore for TestStore {
-    async fn reserve(
+    async fn reserve_all(
         &self,
-        key: &str,
+        limits: &[Limit<'_>],
         now: DateTime<Utc>,
-        window: Duration,
-        limit: u32,
-    ) -> StoreResult<Reservation> {
-        self.store.reserve(key, now, window, limit).await
+    ) -> StoreResult<Reservations> {
+        self.store.reserve_all(limits, now).await
+    }
+
+    async fn forget(&self, items: &[Forget<'_>]) -> StoreResult<()> {
+        self.store.forget(items).await
     }
 
     async fn refund(&self, key: &str, id: &AttemptId) -> StoreResult<()> {
