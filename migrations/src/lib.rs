@@ -51,6 +51,7 @@ mod m20261124_000006_create_throttle;
 mod m20261203_000010_throttle_reservations;
 mod m20261203_000020_add_idempotency_lease;
 mod m20261203_000030_add_session_refresh_history;
+mod m20261204_000040_add_session_amr;
 pub mod schema;
 
 /// The ordered list of sentri's migrations.
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_throttle_reservations::Migration),
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
             Box::new(m20261203_000030_add_session_refresh_history::Migration),
+            Box::new(m20261204_000040_add_session_amr::Migration),
         ]
     }
 

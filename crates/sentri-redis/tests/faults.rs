@@ -402,4 +402,6 @@ async fn signed_in(sentri: &sentri_core::Sentri, identifier: &str) -> sentri_cor
         })
         .await
         .unwrap()
+        .authenticated()
+        .unwrap()
 }

@@ -21,8 +21,8 @@ use crate::hooks::{Unhandled, UnhandledKind, fire};
 use crate::idempotency::CallerScope;
 use crate::model::{SessionId, UserId};
 use crate::service::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput,
-    RegisterInput,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LoginOutcome, LogoutInput,
+    RefreshInput, RegisterInput, SecondStep,
 };
 
 fn with_cookies(mut res: Response<Bytes>, cookies: Vec<HeaderValue>) -> Response<Bytes> {
@@ -217,7 +217,7 @@ impl Api {
                 let identifier = body.required_str("identifier")?;
                 let password = body.required_str("password")?;
                 body.finish()?;
-                let out = self
+                let outcome = self
                     .sentri
                     .login(LoginInput {
                         identifier,
@@ -225,7 +225,10 @@ impl Api {
                         client: self.client_info(req.head()),
                     })
                     .await?;
-                Ok(self.token_response("logged in", &out))
+                Ok(match outcome {
+                    LoginOutcome::Authenticated(out) => self.token_response("logged in", &out),
+                    LoginOutcome::SecondStepRequired(step) => second_step_response(&step),
+                })
             }
             .await,
         )
@@ -517,4 +520,20 @@ impl Api {
             Err(err) => error_response(&Error::internal(err)),
         }
     }
+}
+
+/// The answer of a login that needs a second step: 200, no tokens and no
+/// cookies, `{"mfaRequired": true, "challenge", "methods",
+/// "challengeExpiresAt"}` (docs/http.md).
+fn second_step_response(step: &SecondStep) -> Response<Bytes> {
+    envelope_response(
+        StatusCode::OK,
+        "second authentication step required",
+        Some(json!({
+            "mfaRequired": true,
+            "challenge": step.challenge,
+            "methods": step.methods,
+            "challengeExpiresAt": step.expires_at,
+        })),
+    )
 }

@@ -83,4 +83,6 @@ pub async fn signed_in(env: &Env, identifier: &str) -> sentri_core::AuthOutput {
         .login(login_input(identifier, PASSWORD))
         .await
         .unwrap()
+        .authenticated()
+        .unwrap()
 }
