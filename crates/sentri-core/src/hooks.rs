@@ -497,6 +497,7 @@ impl fmt::Debug for Hooks {
 
 /// Run a hook, isolating the caller from its error, its panic and its
 /// slowness: after the hook's timeout it is abandoned (dropped) and logged.
+#[cfg(feature = "http")]
 pub(crate) async fn fire<A: Send + 'static>(name: &'static str, hook: &Option<Hook<A>>, arg: A) {
     if let Some(hook) = hook {
         run(name, hook, arg).await;

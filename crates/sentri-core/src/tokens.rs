@@ -4,7 +4,9 @@
 //! key. Header: `typ: "at+jwt"`, `alg`, and `kid` for asymmetric keys.
 //! Claims: `sub` (user id), `sid` (session id), `identifier`, `roles`,
 //! `iat`, `exp`, a unique `jti`, `auth_time` (when the session's user
-//! logged in), `amr` (how: `["pwd"]`), `typ: "access"` (kept so that
+//! authenticated), `amr` (how, [`AuthMethod`]: `["pwd"]` for a password
+//! login; both recorded with the session and kept on refresh), `typ:
+//! "access"` (kept so that
 //! verifiers of earlier releases accept the token), `email_verified` when
 //! true, and `iss`/`aud` when configured.
 //!
