@@ -566,7 +566,10 @@ impl Overrides {
     override_setter!(
         /// Replace login (`POST /login`). Throttling still applies around it.
         /// The replacement may answer that a second step is required
-        /// ([`LoginOutcome::SecondStepRequired`]).
+        /// ([`LoginOutcome::SecondStepRequired`]). `login` emits
+        /// [`Event::LoginSucceeded`] for an authenticated outcome, so a
+        /// replacement opens its session with `default_login`, not with
+        /// `Sentri::open_session` (which emits it too).
         login, LoginInput, LoginOutcome
     );
     override_setter!(

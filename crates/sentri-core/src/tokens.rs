@@ -415,7 +415,9 @@ struct AuthUserInner {
     email_verified: bool,
     expires_at: i64,
     auth_time: Option<i64>,
-    amr: Vec<String>,
+    /// Shared: the protect path re-creates the user per request in
+    /// `Always` mode, and this need not be copied.
+    amr: Arc<[String]>,
 }
 
 impl AuthUser {
@@ -428,7 +430,7 @@ impl AuthUser {
             email_verified: claims.email_verified,
             expires_at: claims.exp,
             auth_time: claims.auth_time,
-            amr: claims.amr.clone(),
+            amr: claims.amr.as_slice().into(),
         }))
     }
 
@@ -446,7 +448,7 @@ impl AuthUser {
             email_verified,
             expires_at: claims_user.0.expires_at,
             auth_time: claims_user.0.auth_time,
-            amr: claims_user.0.amr.clone(),
+            amr: Arc::clone(&claims_user.0.amr),
         }))
     }
 
@@ -462,7 +464,7 @@ impl AuthUser {
             email_verified: active.email_verified_at.is_some(),
             expires_at,
             auth_time: Some(active.session.created_at.timestamp()),
-            amr: active.session.amr,
+            amr: active.session.amr.into(),
         }))
     }
 

@@ -26,16 +26,6 @@ fn refresh_input(token: &str) -> RefreshInput {
     }
 }
 
-/// Log an existing user in.
-async fn log_in(env: &Env, identifier: &str) -> sentri_core::AuthOutput {
-    env.sentri
-        .login(login_input(identifier, PASSWORD))
-        .await
-        .unwrap()
-        .authenticated()
-        .unwrap()
-}
-
 /// A subscriber keeping every event it receives.
 fn recorder() -> (Hooks, Arc<Mutex<Vec<Event>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
