@@ -7,6 +7,8 @@
 //! | `GET /profile` | protect → `{identifier}` |
 //! | `GET /feed` | protect_optional → `{identifier|null}` |
 //! | `GET /admin` | protect + authorize(admin) |
+//! | `GET /recent` | protect + require_recent_auth(10 min, by the server's clock) |
+//! | `GET /strong` | protect + require_amr(otp) |
 //! | `POST /users/{userId}/notes` | protect + authorize(user, admin) + permit(no `X-Deny`) + require_self |
 //! | `POST /orders` | protect + idempotency + `Json<Order>`; item `fail` → 409 `OUT_OF_STOCK`, `slow` sleeps, `gated` waits for its [`Gates`] run to be opened and fails (409) on its first run |
 //! | `POST /echo` | `Json<Value>` echoed |
@@ -19,8 +21,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
-use sentri_core::Sentri;
+use sentri_core::http::guard::Guard;
 use sentri_core::http::{IdempotencyKey, method_not_allowed_response, not_found_response};
+use sentri_core::{AuthMethod, Sentri};
 use serde_json::{Value, json};
 
 /// An order of `POST /orders`.
@@ -103,6 +106,12 @@ fn denied(headers: &http::HeaderMap) -> bool {
     headers.contains_key("x-deny")
 }
 
+/// The step-up guard of `/recent`: authenticated at most 10 minutes ago by
+/// the server's (manual) clock.
+fn recent_auth(s: &Sentri) -> Guard {
+    Guard::require_recent_auth_by(Duration::from_secs(600), s.clock().clone())
+}
+
 pub(crate) fn axum_app(s: &Sentri, gates: Arc<Gates>) -> axum::Router {
     use axum::body::Body;
     use axum::routing::{get, post};
@@ -180,6 +189,18 @@ pub(crate) fn axum_app(s: &Sentri, gates: Arc<Gates>) -> axum::Router {
             .route_layer(idempotency(s))
             .route_layer(protect(s).auth_prefix("/auth")),
         )
+        .route(
+            "/recent",
+            get(|| async { envelope(StatusCode::OK, "recent enough", json!({})) })
+                .route_layer(sentri_axum::GuardLayer::from(recent_auth(s)))
+                .route_layer(protect(s).auth_prefix("/auth")),
+        )
+        .route(
+            "/strong",
+            get(|| async { envelope(StatusCode::OK, "strong enough", json!({})) })
+                .route_layer(sentri_axum::require_amr(&[AuthMethod::Otp]))
+                .route_layer(protect(s).auth_prefix("/auth")),
+        )
         .route("/echo", post(|Json(v): Json<Value>| async move { Json(v) }))
         .route(
             "/search",
@@ -223,6 +244,16 @@ mod poem_handlers {
     pub(crate) fn feed(u: MaybeAuthUser) -> Response {
         let who = u.0.map(|u| u.identifier().to_owned());
         envelope(StatusCode::OK, "ok", json!({"identifier": who}))
+    }
+
+    #[handler]
+    pub(crate) fn recent() -> Response {
+        envelope(StatusCode::OK, "recent enough", json!({}))
+    }
+
+    #[handler]
+    pub(crate) fn strong() -> Response {
+        envelope(StatusCode::OK, "strong enough", json!({}))
     }
 
     #[handler]
@@ -308,6 +339,18 @@ pub(crate) fn poem_app(s: &Sentri, gates: Arc<Gates>) -> poem::endpoint::BoxEndp
         .at(
             "/feed",
             get(feed).with(protect_optional(s).auth_prefix("/auth")),
+        )
+        .at(
+            "/recent",
+            get(recent)
+                .with(sentri_poem::Guard::from(recent_auth(s)))
+                .with(protect(s).auth_prefix("/auth")),
+        )
+        .at(
+            "/strong",
+            get(strong)
+                .with(sentri_poem::require_amr(&[AuthMethod::Otp]))
+                .with(protect(s).auth_prefix("/auth")),
         )
         .at(
             "/admin",

@@ -14,8 +14,8 @@
 #![deny(missing_docs)]
 
 mod apps;
-pub mod plugin;
 mod backends;
+pub mod plugin;
 
 pub use apps::Gates;
 pub use backends::Backend;

@@ -1156,3 +1156,112 @@ async fn routes_added_to_the_table_behave_alike_on_both_adapters() {
     })
     .await;
 }
+
+/// Step-up (SPEC §10): `require_recent_auth` refuses a token whose
+/// authentication is older than its bound, also once refreshed (a refresh
+/// keeps `auth_time`), and `require_amr` a session opened without the
+/// method; both `REAUTH_REQUIRED` with an RFC 9470 challenge.
+#[tokio::test]
+async fn step_up_guards() {
+    contract(base, |c: Arc<Server>| async move {
+        let login = signed_in(&c, "step@example.com").await;
+        let at = token(&login, "accessToken");
+        let rt = token(&login, "refreshToken");
+        c.send("recent: fresh", Req::get("/recent").bearer(&at), 200)
+            .await;
+        let weak = c
+            .send(
+                "strong: password only",
+                Req::get("/strong").bearer(&at),
+                401,
+            )
+            .await;
+        assert_eq!(weak.body["code"], "REAUTH_REQUIRED");
+        assert!(
+            weak.header("www-authenticate")
+                .is_some_and(|h| h.contains(r#"error="insufficient_user_authentication""#)),
+            "{weak:?}"
+        );
+        c.clock.advance(Duration::from_secs(11 * 60));
+        let stale = c
+            .send(
+                "recent: 11 minutes later",
+                Req::get("/recent").bearer(&at),
+                401,
+            )
+            .await;
+        assert_eq!(stale.body["code"], "REAUTH_REQUIRED");
+        let refreshed = c
+            .send(
+                "refresh",
+                Req::json("POST", "/auth/refresh", &json!({"refreshToken": rt})),
+                200,
+            )
+            .await;
+        let at = token(&refreshed, "accessToken");
+        let still = c
+            .send("recent: refreshed", Req::get("/recent").bearer(&at), 401)
+            .await;
+        assert_eq!(still.body["code"], "REAUTH_REQUIRED");
+        c.send("profile: refreshed", Req::get("/profile").bearer(&at), 200)
+            .await;
+        // A new login is a new authentication.
+        let again = c
+            .send(
+                "login again",
+                Req::json("POST", "/auth/login", &creds("step@example.com")),
+                200,
+            )
+            .await;
+        let at = token(&again, "accessToken");
+        c.send("recent: new login", Req::get("/recent").bearer(&at), 200)
+            .await;
+    })
+    .await;
+}
+
+/// A login that needs a second step (here from a login override, as a
+/// second-factor plugin will answer): 200 with `mfaRequired`, the
+/// challenge and the methods; no tokens and no cookies.
+#[tokio::test]
+async fn a_login_needing_a_second_step() {
+    use sentri_core::hooks::Overrides;
+    use sentri_core::{AuthMethod, LoginOutcome, SecondStep};
+    let config = || {
+        cookies_both().overrides(Overrides::new().login(|sentri, input| async move {
+            if input.identifier == "mfa@example.com" {
+                let expires = sentri.clock().now() + chrono::Duration::minutes(5);
+                return Ok(LoginOutcome::SecondStepRequired(SecondStep::new(
+                    "a-challenge",
+                    [AuthMethod::Otp],
+                    expires,
+                )));
+            }
+            sentri.default_login(input).await
+        }))
+    };
+    contract(config, |c: Arc<Server>| async move {
+        c.send(
+            "register",
+            Req::json("POST", "/auth/register", &creds("mfa@example.com")),
+            201,
+        )
+        .await;
+        let out = c
+            .send(
+                "login: second step",
+                Req::json("POST", "/auth/login", &creds("mfa@example.com")),
+                200,
+            )
+            .await;
+        let data = out.data();
+        assert_eq!(data["mfaRequired"], true);
+        assert_eq!(data["challenge"], "a-challenge");
+        assert_eq!(data["methods"], json!(["otp"]));
+        assert!(data["challengeExpiresAt"].is_string());
+        assert!(data.get("accessToken").is_none() && data.get("refreshToken").is_none());
+        assert!(out.header("set-cookie").is_none(), "{out:?}");
+        signed_in(&c, "plain@example.com").await;
+    })
+    .await;
+}

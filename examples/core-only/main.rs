@@ -43,7 +43,8 @@ async fn main() -> sentri_core::Result<()> {
             password: "correct horse battery staple".into(),
             client: client.clone(),
         })
-        .await?;
+        .await?
+        .authenticated()?;
     println!(
         "logged in; access token expires at {}",
         login.tokens.access_expires_at

@@ -58,6 +58,7 @@ mod m20261203_000010_throttle_reservations;
 mod m20261203_000020_add_idempotency_lease;
 mod m20261203_000030_add_session_refresh_history;
 mod m20261204_000010_throttle_unlogged;
+mod m20261204_000040_add_session_amr;
 mod m20261204_000110_create_one_time_tokens;
 pub mod schema;
 
@@ -79,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_add_idempotency_lease::Migration),
             Box::new(m20261203_000030_add_session_refresh_history::Migration),
             Box::new(m20261204_000010_throttle_unlogged::Migration),
+            Box::new(m20261204_000040_add_session_amr::Migration),
             Box::new(m20261204_000110_create_one_time_tokens::Migration),
         ]
     }

@@ -70,6 +70,8 @@ pub enum Sessions {
     UserAgent,
     /// Client address of the login.
     Ip,
+    /// How the user authenticated (`amr` values joined by spaces).
+    Amr,
     /// Creation time.
     CreatedAt,
     /// Last use.

@@ -1,5 +1,6 @@
 //! Authorization guards after `protect`: `authorize` (F-21), `permit`,
-//! `require_self`, `require_verified_email` (F-22). Apply them with
+//! `require_self`, `require_verified_email` (F-22), `require_recent_auth`
+//! and `require_amr` (step-up). Apply them with
 //! `route_layer` *inside* (before, in code order) the protect layer so the
 //! user and the path parameters are known:
 //!
@@ -113,6 +114,24 @@ pub fn require_self(param: &'static str) -> GuardLayer {
 /// `FORBIDDEN` unless the user's email is verified (F-22).
 pub fn require_verified_email() -> GuardLayer {
     Guard::require_verified_email().into()
+}
+
+/// `REAUTH_REQUIRED` unless the user authenticated at most `max_age` ago
+/// (the token's `auth_time`; step-up for sensitive routes, SPEC §10).
+pub fn require_recent_auth(max_age: std::time::Duration) -> GuardLayer {
+    Guard::require_recent_auth(max_age).into()
+}
+
+/// `REAUTH_REQUIRED` unless the session was opened with one of `methods`
+/// (the token's `amr`).
+///
+/// # Panics
+/// At build time, for an empty list.
+pub fn require_amr(methods: &[sentri_core::AuthMethod]) -> GuardLayer {
+    match Guard::require_amr(methods) {
+        Ok(guard) => guard.into(),
+        Err(err) => panic!("{err}"),
+    }
 }
 
 impl<S> Layer<S> for GuardLayer {

@@ -69,8 +69,8 @@ mod router;
 pub use error::{SentriError, envelope};
 pub use extract::{AuthUser, Json, MaybeAuthUser, Path, Query};
 pub use guards::{
-    GuardLayer, GuardService, PermitRequest, authorize, permit, permit_roles, require_self,
-    require_verified_email, try_authorize,
+    GuardLayer, GuardService, PermitRequest, authorize, permit, permit_roles, require_amr,
+    require_recent_auth, require_self, require_verified_email, try_authorize,
 };
 pub use idempotency::{IdempotencyLayer, IdempotencyService, idempotency};
 pub use panic::{CatchPanic, CatchPanicLayer};

@@ -39,6 +39,8 @@ async fn signed_in(config: Config) -> (Sentri, sentri_core::AuthOutput) {
             client: ClientInfo::default(),
         })
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     (sentri, out)
 }

@@ -74,6 +74,9 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// An unexpected failure; the client sees a generic message (500).
     InternalError,
+    /// Authenticated, but not recently enough or not with a required
+    /// method (401): authenticate again (step-up, RFC 9470), then retry.
+    ReauthRequired,
     /// An application-defined code with its own status.
     Custom {
         /// The code, e.g. `PAYMENT_FAILED`.
@@ -103,6 +106,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
+            Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::Custom { code, .. } => code,
         }
     }
@@ -113,7 +117,8 @@ impl ErrorCode {
             Self::InvalidCredentials
             | Self::TokenExpired
             | Self::TokenInvalid
-            | Self::Unauthorized => 401,
+            | Self::Unauthorized
+            | Self::ReauthRequired => 401,
             Self::UserNotFound => 404,
             Self::UserAlreadyExists | Self::IdempotencyInProgress => 409,
             Self::Forbidden => 403,
@@ -146,6 +151,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "request body too large",
             Self::ServiceUnavailable => "service unavailable",
             Self::InternalError => "internal server error",
+            Self::ReauthRequired => "recent authentication required",
             Self::Custom { .. } => "error",
         }
     }
@@ -480,6 +486,7 @@ mod tests {
             ),
             (ErrorCode::PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
             (ErrorCode::ServiceUnavailable, "SERVICE_UNAVAILABLE", 503),
+            (ErrorCode::ReauthRequired, "REAUTH_REQUIRED", 401),
         ];
         for (code, name, status) in table {
             assert_eq!(code.as_str(), name);

@@ -38,7 +38,8 @@
 //!         password: "correct horse battery staple".into(),
 //!         client: ClientInfo::default(),
 //!     })
-//!     .await?;
+//!     .await?
+//!     .authenticated()?;
 //!
 //! // What `protect` does on every request:
 //! let user = sentri.verify_access(&out.tokens.access_token).await?;
@@ -95,7 +96,7 @@ pub use client::AccessVerifier;
 pub use config::{Algorithm, Config, SessionCheck};
 pub use error::{BoxError, Envelope, Error, ErrorCode, Result};
 pub use service::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput,
-    RefreshInput, RegisterInput, Sentri, SessionInfo,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LoginOutcome,
+    LogoutInput, RefreshInput, RegisterInput, SecondStep, Sentri, SessionInfo,
 };
-pub use tokens::{AuthUser, TokenPair};
+pub use tokens::{AuthMethod, AuthUser, TokenPair};

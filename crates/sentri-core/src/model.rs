@@ -202,6 +202,12 @@ pub struct Session {
     pub last_active_at: DateTime<Utc>,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+    /// How the user authenticated to open it (`amr` values, e.g. `["pwd"]`;
+    /// see [`crate::tokens::AuthMethod`]). Every access token of the
+    /// session carries them; its `auth_time` is `created_at`. Not part of
+    /// the sessions API's JSON.
+    #[serde(default, skip_serializing)]
+    pub amr: Vec<String>,
 }
 
 /// What a store needs to create a session.
@@ -217,10 +223,14 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// Client address of the login request.
     pub ip: Option<String>,
-    /// Creation time; also the initial `last_active_at`.
+    /// Creation time; also the initial `last_active_at`, and the
+    /// `auth_time` of the session's tokens.
     pub created_at: DateTime<Utc>,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+    /// How the user authenticated (`amr` values), stored with the session
+    /// and returned in [`Session::amr`].
+    pub amr: Vec<String>,
 }
 
 /// A live session joined with what its user currently is: what `protect`

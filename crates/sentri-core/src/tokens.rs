@@ -4,7 +4,9 @@
 //! key. Header: `typ: "at+jwt"`, `alg`, and `kid` for asymmetric keys.
 //! Claims: `sub` (user id), `sid` (session id), `identifier`, `roles`,
 //! `iat`, `exp`, a unique `jti`, `auth_time` (when the session's user
-//! logged in), `amr` (how: `["pwd"]`), `typ: "access"` (kept so that
+//! authenticated), `amr` (how, [`AuthMethod`]: `["pwd"]` for a password
+//! login; both recorded with the session and kept on refresh), `typ:
+//! "access"` (kept so that
 //! verifiers of earlier releases accept the token), `email_verified` when
 //! true, and `iss`/`aud` when configured.
 //!
@@ -93,8 +95,67 @@ pub const ACCESS_JWT_TYP: &str = "at+jwt";
 /// issuer and the verifier), in seconds.
 pub const CLOCK_LEEWAY_SECS: i64 = 60;
 
-/// The `amr` of a password login (RFC 8176).
-pub(crate) const AMR_PASSWORD: &str = "pwd";
+/// How a user authenticated: the values of the `amr` claim (RFC 8176
+/// where one fits).
+///
+/// A session records the methods it was opened with
+/// ([`crate::Sentri::open_session`]); every access token of the session
+/// carries them, refreshed ones included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A password (`pwd`).
+    Password,
+    /// A one-time password, e.g. TOTP or a recovery code (`otp`).
+    Otp,
+    /// Several factors (`mfa`).
+    Mfa,
+    /// A link or code sent by e-mail (`email`).
+    Email,
+    /// A social or enterprise identity provider (`oauth`).
+    OAuth,
+    /// A WebAuthn passkey (`passkey`).
+    Passkey,
+    /// An API key (`key`).
+    Key,
+}
+
+impl AuthMethod {
+    /// Every method, in the order of the enum.
+    pub const ALL: [Self; 7] = [
+        Self::Password,
+        Self::Otp,
+        Self::Mfa,
+        Self::Email,
+        Self::OAuth,
+        Self::Passkey,
+        Self::Key,
+    ];
+
+    /// The `amr` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::Otp => "otp",
+            Self::Mfa => "mfa",
+            Self::Email => "email",
+            Self::OAuth => "oauth",
+            Self::Passkey => "passkey",
+            Self::Key => "key",
+        }
+    }
+
+    /// The method of an `amr` value; `None` for a value sentri does not use.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A new unique token id: 128 random bits, base64url (22 characters).
 pub(crate) fn new_jti() -> String {
@@ -354,6 +415,9 @@ struct AuthUserInner {
     email_verified: bool,
     expires_at: i64,
     auth_time: Option<i64>,
+    /// Shared: the protect path re-creates the user per request in
+    /// `Always` mode, and this need not be copied.
+    amr: Arc<[String]>,
 }
 
 impl AuthUser {
@@ -366,6 +430,7 @@ impl AuthUser {
             email_verified: claims.email_verified,
             expires_at: claims.exp,
             auth_time: claims.auth_time,
+            amr: claims.amr.as_slice().into(),
         }))
     }
 
@@ -383,6 +448,7 @@ impl AuthUser {
             email_verified,
             expires_at: claims_user.0.expires_at,
             auth_time: claims_user.0.auth_time,
+            amr: Arc::clone(&claims_user.0.amr),
         }))
     }
 
@@ -398,6 +464,7 @@ impl AuthUser {
             email_verified: active.email_verified_at.is_some(),
             expires_at,
             auth_time: Some(active.session.created_at.timestamp()),
+            amr: active.session.amr.into(),
         }))
     }
 
@@ -438,6 +505,46 @@ impl AuthUser {
     /// releases.
     pub fn auth_time(&self) -> Option<i64> {
         self.0.auth_time
+    }
+    /// How the user authenticated to open the session (the token's `amr`,
+    /// e.g. `["pwd"]`; see [`AuthMethod`]); empty for tokens of earlier
+    /// releases.
+    pub fn amr(&self) -> &[String] {
+        &self.0.amr
+    }
+    /// Whether the session was opened with `method`.
+    pub fn authenticated_with(&self, method: AuthMethod) -> bool {
+        self.0.amr.iter().any(|m| m == method.as_str())
+    }
+
+    /// `REAUTH_REQUIRED` unless the user authenticated at most `max_age`
+    /// before `now` (unix seconds); a token without `auth_time` never is
+    /// recent. The step-up check of sensitive operations.
+    ///
+    /// # Errors
+    /// `REAUTH_REQUIRED`.
+    pub fn require_recent_auth(&self, max_age: std::time::Duration, now: i64) -> Result<()> {
+        let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        match self.0.auth_time {
+            Some(at) if now.saturating_sub(at) <= max_age => Ok(()),
+            _ => Err(Error::new(ErrorCode::ReauthRequired)),
+        }
+    }
+
+    /// `REAUTH_REQUIRED` unless the session was opened with at least one of
+    /// `methods` (e.g. a second factor before an admin action).
+    ///
+    /// # Errors
+    /// `REAUTH_REQUIRED`.
+    pub fn require_amr(&self, methods: &[AuthMethod]) -> Result<()> {
+        if methods.iter().any(|&m| self.authenticated_with(m)) {
+            Ok(())
+        } else {
+            Err(Error::with_message(
+                ErrorCode::ReauthRequired,
+                "a stronger authentication method is required",
+            ))
+        }
     }
 
     /// `FORBIDDEN` unless the user has at least one of `roles` (F-21).

@@ -241,6 +241,8 @@ async fn legacy_hashes_are_upgraded_on_successful_login() {
     env.sentri
         .login(login_input("frank@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let after = env.stores.users.find_user(user.id).await.unwrap().unwrap();
     assert!(
@@ -252,6 +254,8 @@ async fn legacy_hashes_are_upgraded_on_successful_login() {
     env.sentri
         .login(login_input("frank@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
 }
 
@@ -283,6 +287,8 @@ async fn failed_logins_are_throttled_per_identifier_even_with_the_right_password
     env.sentri
         .login(login_input("gina@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     for _ in 0..9 {
         let _ = env
@@ -293,6 +299,8 @@ async fn failed_logins_are_throttled_per_identifier_even_with_the_right_password
     env.sentri
         .login(login_input("gina@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
 }
 
@@ -337,6 +345,8 @@ async fn change_password_checks_the_current_one_and_revokes_every_session() {
         .sentri
         .login(login_input("hank@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let wrong = ChangePasswordInput {
         user_id: first.user.id,
@@ -389,6 +399,8 @@ async fn change_password_checks_the_current_one_and_revokes_every_session() {
     env.sentri
         .login(login_input("hank@example.com", "a brand new password"))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     assert_eq!(changed.load(Ordering::SeqCst), 1);
 }
@@ -421,6 +433,8 @@ async fn change_identifier_is_unique_like_registration() {
     env.sentri
         .login(login_input("ivy.new@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     assert_eq!(
         code(
@@ -577,6 +591,8 @@ async fn bootstrap_creates_the_first_admin_once() {
     env.sentri
         .login(login_input("root@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
 }
 
@@ -707,6 +723,8 @@ async fn change_identifier_clears_verification_and_revokes_other_sessions() {
         .sentri
         .login(login_input("lee@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let uid = mine.user.id;
     env.sentri.verify_email(uid).await.unwrap();
@@ -776,6 +794,8 @@ async fn change_identifier_revocation_reaches_the_cached_mode() {
         .sentri
         .login(login_input("max@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     // Both sessions cached.
     env.sentri

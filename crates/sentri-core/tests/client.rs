@@ -109,6 +109,8 @@ async fn after_a_rotation_old_and_new_tokens_verify() {
         .sentri
         .login(login_input("rotation@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     // The new kid is unknown to the verifier: it refetches once.
     verifier

@@ -72,6 +72,8 @@ async fn plaintext_keys_are_migrated_and_old_tokens_still_verify() {
         .login(login_input("m@example.com", PASSWORD))
         .await
         .unwrap()
+        .authenticated()
+        .unwrap()
         .tokens
         .access_token;
 
@@ -95,6 +97,8 @@ async fn plaintext_keys_are_migrated_and_old_tokens_still_verify() {
     let fresh = again
         .login(login_input("m@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     after
         .verify_access(&fresh.tokens.access_token)

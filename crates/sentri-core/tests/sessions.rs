@@ -200,6 +200,8 @@ async fn logout_with_the_token_just_replaced_ends_the_session_only_within_the_gr
         .sentri
         .login(login_input("grace-logout@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let b2 = env
         .sentri

@@ -310,11 +310,15 @@ async fn two_refreshes_in_one_second_never_give_the_same_access_token() {
         .sentri
         .login(login_input("same-second@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let b = env
         .sentri
         .login(login_input("same-second@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     assert_ne!(a.tokens.access_token, b.tokens.access_token);
     assert_ne!(
@@ -741,6 +745,8 @@ async fn logout_all_ends_every_session() {
         .sentri
         .login(login_input("all@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let other = signed_in(&env, "bystander@example.com").await;
     env.sentri.logout_all(a.user.id).await.unwrap();
@@ -768,6 +774,8 @@ async fn sessions_can_be_listed_and_revoked_only_by_their_owner() {
         .sentri
         .login(login_input("own@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let b = signed_in(&env, "else@example.com").await;
     let list = env
@@ -812,6 +820,8 @@ async fn expired_sessions_are_purged_and_refuse_refresh() {
         .sentri
         .login(login_input("old@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     env.clock.advance(Duration::from_secs(31 * 60));
     assert_eq!(
@@ -918,6 +928,8 @@ async fn rotation_keeps_old_tokens_valid_and_publishes_both_keys() {
         .sentri
         .login(login_input("rotate@example.com", PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap();
     let (header, _, _) = parts(&after.tokens.access_token);
     assert_eq!(header["kid"], kid.as_str());

@@ -64,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ip: Some(format!("203.0.{}.{}", (i >> 8) % 256, i % 256)),
                 created_at: now,
                 expires_at: now + TimeDelta::days(7),
+                amr: vec!["pwd".to_owned()],
             })
             .await?;
     }

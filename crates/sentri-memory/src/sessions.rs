@@ -33,6 +33,9 @@ pub(crate) struct Entry {
     history: Box<[TokenHash]>,
     user_agent: Option<Arc<str>>,
     ip: Option<Arc<str>>,
+    /// The `amr` values joined by spaces (interned: most sessions share
+    /// `"pwd"`); `None` when empty.
+    amr: Option<Arc<str>>,
     created_at: DateTime<Utc>,
     last_active_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -52,6 +55,11 @@ impl Entry {
             created_at: self.created_at,
             last_active_at: self.last_active_at,
             expires_at: self.expires_at,
+            amr: self
+                .amr
+                .as_deref()
+                .map(|joined| joined.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -81,7 +89,10 @@ impl Sessions {
 
     /// Drop the interned strings only `entry` used.
     fn release(&mut self, entry: &Entry) {
-        for s in [&entry.user_agent, &entry.ip].into_iter().flatten() {
+        for s in [&entry.user_agent, &entry.ip, &entry.amr]
+            .into_iter()
+            .flatten()
+        {
             // The set's copy and the entry's: nobody else uses it.
             if Arc::strong_count(s) == 2 {
                 self.strings.remove(s);
@@ -140,6 +151,7 @@ impl SessionStore for MemoryStore {
             created_at: new.created_at,
             last_active_at: new.created_at,
             expires_at: new.expires_at,
+            amr: new.amr,
         };
         let mut sessions = self.inner.sessions.write();
         if sessions.by_id.contains_key(&new.id) {
@@ -152,6 +164,7 @@ impl SessionStore for MemoryStore {
             history: Box::default(),
             user_agent: session.user_agent.clone().map(|s| sessions.intern(s)),
             ip: session.ip.clone().map(|s| sessions.intern(s)),
+            amr: (!session.amr.is_empty()).then(|| sessions.intern(session.amr.join(" "))),
             created_at: new.created_at,
             last_active_at: new.created_at,
             expires_at: new.expires_at,
@@ -390,6 +403,7 @@ mod tests {
             ip: Some(ip.to_owned()),
             created_at: Utc::now(),
             expires_at: expires,
+            amr: vec!["pwd".to_owned()],
         }
     }
 
@@ -417,11 +431,11 @@ mod tests {
             store.create_session(s.clone()).await.unwrap();
         }
         let strings = || store.inner.sessions.read().strings.len();
-        assert_eq!(strings(), 4, "Firefox, Curl and two addresses");
+        assert_eq!(strings(), 5, "Firefox, Curl, two addresses and one amr");
         store.delete_session(b.id).await.unwrap();
-        assert_eq!(strings(), 3, "192.0.2.2 went with its only session");
+        assert_eq!(strings(), 4, "192.0.2.2 went with its only session");
         assert_eq!(store.purge_expired_sessions(now).await.unwrap(), 1);
-        assert_eq!(strings(), 2, "Curl went with the purged session");
+        assert_eq!(strings(), 3, "Curl went with the purged session");
         let left = store.list_user_sessions(user.id, now).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].user_agent.as_deref(), Some("Firefox"));

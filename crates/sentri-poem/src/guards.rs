@@ -1,5 +1,6 @@
 //! Authorization guards after `protect`: `authorize` (F-21), `permit`,
-//! `require_self`, `require_verified_email` (F-22). Apply them with `.with`
+//! `require_self`, `require_verified_email` (F-22), `require_recent_auth`
+//! and `require_amr` (step-up). Apply them with `.with`
 //! on the endpoint of a route *before* (inside) the protect middleware, so
 //! the user and the path parameters are known:
 //!
@@ -116,6 +117,24 @@ pub fn require_self(param: &'static str) -> Guard {
 /// `FORBIDDEN` unless the user's email is verified (F-22).
 pub fn require_verified_email() -> Guard {
     CoreGuard::require_verified_email().into()
+}
+
+/// `REAUTH_REQUIRED` unless the user authenticated at most `max_age` ago
+/// (the token's `auth_time`; step-up for sensitive routes, SPEC §10).
+pub fn require_recent_auth(max_age: std::time::Duration) -> Guard {
+    CoreGuard::require_recent_auth(max_age).into()
+}
+
+/// `REAUTH_REQUIRED` unless the session was opened with one of `methods`
+/// (the token's `amr`).
+///
+/// # Panics
+/// At build time, for an empty list.
+pub fn require_amr(methods: &[sentri_core::AuthMethod]) -> Guard {
+    match CoreGuard::require_amr(methods) {
+        Ok(guard) => guard.into(),
+        Err(err) => panic!("{err}"),
+    }
 }
 
 impl<E: Endpoint> Middleware<E> for Guard {

@@ -86,7 +86,7 @@ pub use error::{
 pub use extract::{AuthUser, BodyLimit, DEFAULT_BODY_LIMIT, Json, MaybeAuthUser, Path, Query};
 pub use guards::{
     Guard, GuardEndpoint, PermitRequest, authorize, authorize_roles, permit, permit_roles,
-    require_self, require_verified_email, try_authorize,
+    require_amr, require_recent_auth, require_self, require_verified_email, try_authorize,
 };
 pub use idempotency::{Idempotency, IdempotencyEndpoint, idempotency};
 pub use protect::{

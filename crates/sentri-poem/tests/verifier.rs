@@ -63,6 +63,8 @@ async fn token(sentri: &Sentri, identifier: &str, roles: Vec<String>) -> String 
         })
         .await
         .unwrap()
+        .authenticated()
+        .unwrap()
         .tokens
         .access_token
 }

@@ -143,6 +143,8 @@ pub async fn signed_in(sentri: &Sentri, identifier: &str) -> sentri_core::AuthOu
         })
         .await
         .unwrap()
+        .authenticated()
+        .unwrap()
 }
 
 /// Poll `check` every 5 ms for up to 2 s.

@@ -503,6 +503,8 @@ async fn signed_in(sentri: &sentri_core::Sentri, identifier: &str) -> sentri_cor
         })
         .await
         .unwrap()
+        .authenticated()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

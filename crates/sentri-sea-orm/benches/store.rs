@@ -62,6 +62,7 @@ async fn fixture(url: &str) -> Fixture {
                 ip: None,
                 created_at: now,
                 expires_at: now + TimeDelta::days(7),
+                amr: vec!["pwd".to_owned()],
             })
             .await
             .expect("create session");
@@ -75,6 +76,7 @@ async fn fixture(url: &str) -> Fixture {
             ip: Some("127.0.0.1".into()),
             created_at: now,
             expires_at: now + TimeDelta::days(7),
+            amr: vec!["pwd".to_owned()],
         })
         .await
         .expect("create session");
@@ -180,7 +182,11 @@ fn bench_backend(c: &mut Criterion, rt: &Runtime, name: &str, url: &str) {
                 client: ClientInfo::default(),
             }));
             Arc::new(parking_lot::Mutex::new(
-                out.expect("login").tokens.refresh_token,
+                out.expect("login")
+                    .authenticated()
+                    .expect("no second step")
+                    .tokens
+                    .refresh_token,
             ))
         })
         .collect();
@@ -244,7 +250,9 @@ async fn signed_in(store: SeaOrmStore) -> (Sentri, sentri_core::TokenPair) {
             client: ClientInfo::default(),
         })
         .await
-        .expect("login");
+        .expect("login")
+        .authenticated()
+        .expect("no second step");
     (sentri, out.tokens)
 }
 

@@ -59,6 +59,7 @@ pub(crate) mod sessions {
         pub refresh_history: Option<Vec<u8>>,
         pub user_agent: Option<String>,
         pub ip: Option<String>,
+        pub amr: Option<String>,
         pub created_at: DateTimeUtc,
         pub last_active_at: DateTimeUtc,
         pub expires_at: DateTimeUtc,

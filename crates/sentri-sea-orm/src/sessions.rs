@@ -27,7 +27,21 @@ fn to_session(m: &sessions::Model) -> Session {
         created_at: m.created_at,
         last_active_at: m.last_active_at,
         expires_at: m.expires_at,
+        amr: amr_from_column(m.amr.as_deref()),
     }
+}
+
+/// The `amr` column: the values joined by spaces. `NULL` is a session of a
+/// release before the column, all opened by password; `""` is none.
+fn amr_from_column(column: Option<&str>) -> Vec<String> {
+    match column {
+        None => vec!["pwd".to_owned()],
+        Some(joined) => joined.split_whitespace().map(str::to_owned).collect(),
+    }
+}
+
+fn amr_column(amr: &[String]) -> String {
+    amr.join(" ")
 }
 
 /// The live session joined with its user and the user's roles.
@@ -48,7 +62,7 @@ pub(crate) async fn active_session(
         ($where:literal) => {
             concat!(
                 "SELECT s.user_id, s.user_agent, s.ip, s.created_at, s.last_active_at, ",
-                "s.expires_at, u.identifier, u.email_verified_at, r.role ",
+                "s.expires_at, s.amr, u.identifier, u.email_verified_at, r.role ",
                 "FROM sentri_sessions s ",
                 "JOIN sentri_users u ON u.id = s.user_id ",
                 "LEFT JOIN sentri_user_roles r ON r.user_id = s.user_id ",
@@ -76,13 +90,19 @@ pub(crate) async fn active_session(
         created_at: first.try_get_by_index(3).map_err(map_db_err)?,
         last_active_at: first.try_get_by_index(4).map_err(map_db_err)?,
         expires_at: first.try_get_by_index(5).map_err(map_db_err)?,
+        amr: amr_from_column(
+            first
+                .try_get_by_index::<Option<String>>(6)
+                .map_err(map_db_err)?
+                .as_deref(),
+        ),
     };
-    let identifier: String = first.try_get_by_index(6).map_err(map_db_err)?;
-    let email_verified_at: Option<DateTime<Utc>> = first.try_get_by_index(7).map_err(map_db_err)?;
+    let identifier: String = first.try_get_by_index(7).map_err(map_db_err)?;
+    let email_verified_at: Option<DateTime<Utc>> = first.try_get_by_index(8).map_err(map_db_err)?;
     let mut roles = Vec::with_capacity(rows.len());
     for row in &rows {
         if let Some(role) = row
-            .try_get_by_index::<Option<String>>(8)
+            .try_get_by_index::<Option<String>>(9)
             .map_err(map_db_err)?
         {
             roles.push(role);
@@ -110,8 +130,8 @@ impl SessionStore for SeaOrmStore {
             const SQL: &str = "WITH login AS (\
                 UPDATE sentri_users SET last_login_at = $3 WHERE id = $2 RETURNING id) \
                 INSERT INTO sentri_sessions (id, user_id, refresh_hash, user_agent, ip, \
-                created_at, last_active_at, expires_at) \
-                SELECT $1, login.id, $4, $5, $6, $3, $3, $7 FROM login";
+                created_at, last_active_at, expires_at, amr) \
+                SELECT $1, login.id, $4, $5, $6, $3, $3, $7, $8 FROM login";
             let res = self
                 .db
                 .execute_raw(Statement::from_sql_and_values(
@@ -125,6 +145,7 @@ impl SessionStore for SeaOrmStore {
                         session.user_agent.clone().into(),
                         session.ip.clone().into(),
                         expires_at.into(),
+                        amr_column(&session.amr).into(),
                     ],
                 ))
                 .await
@@ -153,6 +174,7 @@ impl SessionStore for SeaOrmStore {
                     refresh_history: Set(None),
                     user_agent: Set(session.user_agent.clone()),
                     ip: Set(session.ip.clone()),
+                    amr: Set(Some(amr_column(&session.amr))),
                     created_at: Set(created_at),
                     last_active_at: Set(created_at),
                     expires_at: Set(expires_at),
@@ -174,6 +196,7 @@ impl SessionStore for SeaOrmStore {
             created_at,
             last_active_at: created_at,
             expires_at,
+            amr: session.amr,
         })
     }
 

@@ -41,6 +41,7 @@ fn new_session(user: UserId) -> NewSession {
         ip: Some("127.0.0.1".into()),
         created_at: now(),
         expires_at: now() + chrono::TimeDelta::hours(1),
+        amr: vec!["pwd".to_owned()],
     }
 }
 

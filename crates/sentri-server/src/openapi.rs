@@ -61,6 +61,27 @@ fn string(description: &str) -> Value {
     json!({ "type": "string", "description": description })
 }
 
+/// The `data` of a login that needs a second step (a second factor): no
+/// tokens, no cookies; the client completes the login with the challenge.
+fn second_step() -> Value {
+    let mut schema = object(
+        &["mfaRequired", "challenge", "methods", "challengeExpiresAt"],
+        json!({
+            "mfaRequired": { "const": true },
+            "challenge": string("a short-lived token naming this login attempt, sent back with the second factor"),
+            "methods": {
+                "type": "array",
+                "items": { "type": "string", "examples": ["otp"] },
+                "minItems": 1,
+                "description": "the second steps on offer (`amr` values)",
+            },
+            "challengeExpiresAt": { "type": "string", "format": "date-time" },
+        }),
+    );
+    schema["description"] = json!("a second authentication step is required");
+    schema
+}
+
 /// The documentation of an auth route; `None` for a route this server
 /// version does not know (the test fails then).
 fn operation(route: Route, config: &Config) -> Option<Operation> {
@@ -106,7 +127,7 @@ fn operation(route: Route, config: &Config) -> Option<Operation> {
             idempotent: true,
         },
         Route::Login => Operation {
-            summary: "Log in: a new session and a token pair",
+            summary: "Log in: a new session and a token pair, or the second step it needs",
             tag: "sessions",
             auth: Auth::Public,
             request: Some(object(
@@ -117,7 +138,7 @@ fn operation(route: Route, config: &Config) -> Option<Operation> {
                 }),
             )),
             status: 200,
-            data: Some(tokens()),
+            data: Some(json!({ "oneOf": [tokens(), second_step()] })),
             plain: false,
             errors: &[400, 401, 413, 429, 503],
             idempotent: false,
@@ -617,7 +638,7 @@ mod tests {
         let login = "/auth/login";
         let required = |doc: &Value| {
             doc["paths"][login]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-                ["allOf"][1]["properties"]["data"]["required"]
+                ["allOf"][1]["properties"]["data"]["oneOf"][0]["required"]
                 .clone()
         };
         assert!(

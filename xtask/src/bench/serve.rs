@@ -292,7 +292,8 @@ async fn login_only(sentri: &Sentri, scenario: &str) -> crate::Result<sentri_cor
             password: PASSWORD.into(),
             client: ClientInfo::default(),
         })
-        .await?)
+        .await?
+        .authenticated()?)
 }
 
 async fn login(sentri: &Sentri, scenario: &str) -> crate::Result<sentri_core::AuthOutput> {
@@ -646,6 +647,7 @@ async fn memory_1m() -> crate::Result<f64> {
                 ip: Some(format!("203.0.{}.{}", (i >> 8) % 256, i % 256)),
                 created_at: now,
                 expires_at: now + TimeDelta::days(7),
+                amr: vec!["pwd".to_owned()],
             })
             .await?;
     }

@@ -1,6 +1,7 @@
 //! Authorization guards, shared by both adapters: `authorize` (F-21),
 //! `permit`, `permit_roles`, `require_self`, `require_verified_email`
-//! (F-22). An adapter runs a [`Guard`] after protect with the user and the
+//! (F-22), and the step-up guards `require_recent_auth` and `require_amr`
+//! (SPEC §10). An adapter runs a [`Guard`] after protect with the user and the
 //! request it knows; the rules live here once.
 //!
 //! ```
@@ -15,13 +16,15 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method, Uri};
 
+use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::Sentri;
-use crate::tokens::AuthUser;
+use crate::tokens::{AuthMethod, AuthUser};
 
 /// What a guard sees of the request.
 #[derive(Debug, Clone)]
@@ -154,6 +157,45 @@ impl Guard {
     /// `FORBIDDEN` unless the user's email is verified.
     pub fn require_verified_email() -> Self {
         Self::new(|req: PermitRequest| async move { req.user.require_verified_email() })
+    }
+
+    /// `REAUTH_REQUIRED` (401, with an RFC 9470
+    /// `insufficient_user_authentication` challenge) unless the user
+    /// authenticated at most `max_age` ago: the token's `auth_time`, which
+    /// a refresh keeps, against the system clock. For sensitive routes
+    /// (step-up): the client authenticates again, then retries. A token
+    /// without `auth_time` (earlier releases) is never recent.
+    pub fn require_recent_auth(max_age: Duration) -> Self {
+        Self::require_recent_auth_by(max_age, Clock::system())
+    }
+
+    /// As [`Guard::require_recent_auth`], against `clock` (e.g. the
+    /// [`Sentri::clock`] of a test that moves time).
+    pub fn require_recent_auth_by(max_age: Duration, clock: Clock) -> Self {
+        Self::new(move |req: PermitRequest| {
+            let now = clock.unix_seconds();
+            async move { req.user.require_recent_auth(max_age, now) }
+        })
+    }
+
+    /// `REAUTH_REQUIRED` unless the session was opened with at least one of
+    /// `methods` (its `amr`), e.g. `require_amr(&[AuthMethod::Otp])` before
+    /// an administrative action.
+    ///
+    /// # Errors
+    /// `CONFIGURATION_ERROR`, at build time, for an empty list.
+    pub fn require_amr(methods: &[AuthMethod]) -> Result<Self> {
+        if methods.is_empty() {
+            return Err(Error::configuration(
+                "require_amr",
+                "at least one method is required",
+            ));
+        }
+        let methods: Arc<[AuthMethod]> = methods.into();
+        Ok(Self::new(move |req: PermitRequest| {
+            let methods = methods.clone();
+            async move { req.user.require_amr(&methods) }
+        }))
     }
 }
 

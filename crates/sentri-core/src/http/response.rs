@@ -25,15 +25,22 @@ const BEARER_INVALID: HeaderValue = HeaderValue::from_static(r#"Bearer error="in
 const BEARER_EXPIRED: HeaderValue = HeaderValue::from_static(
     r#"Bearer error="invalid_token", error_description="The access token expired""#,
 );
+/// RFC 9470 §3: the token is fine, the authentication behind it is too old
+/// or too weak.
+const BEARER_STEP_UP: HeaderValue = HeaderValue::from_static(
+    r#"Bearer error="insufficient_user_authentication", error_description="A more recent or stronger authentication is required""#,
+);
 
 /// The `WWW-Authenticate` challenge of an error, for the 401s of bearer
 /// authentication (RFC 6750 §3): `UNAUTHORIZED` (no token) asks for one,
-/// `TOKEN_INVALID` and `TOKEN_EXPIRED` add `error="invalid_token"`.
+/// `TOKEN_INVALID` and `TOKEN_EXPIRED` add `error="invalid_token"`,
+/// `REAUTH_REQUIRED` `error="insufficient_user_authentication"` (RFC 9470).
 fn challenge(code: &ErrorCode) -> Option<HeaderValue> {
     match code {
         ErrorCode::Unauthorized => Some(BEARER),
         ErrorCode::TokenInvalid => Some(BEARER_INVALID),
         ErrorCode::TokenExpired => Some(BEARER_EXPIRED),
+        ErrorCode::ReauthRequired => Some(BEARER_STEP_UP),
         _ => None,
     }
 }

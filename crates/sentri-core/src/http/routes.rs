@@ -22,8 +22,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::UnhandledKind;
 use crate::model::{SessionId, UserId};
 use crate::service::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LogoutInput, RefreshInput,
-    RegisterInput,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, LoginOutcome, LogoutInput,
+    RefreshInput, RegisterInput, SecondStep,
 };
 
 fn with_cookies(mut res: Response<Bytes>, cookies: Vec<HeaderValue>) -> Response<Bytes> {
@@ -315,7 +315,7 @@ impl Api {
                 let identifier = body.required_str("identifier")?;
                 let password = body.required_str("password")?;
                 body.finish()?;
-                let out = self
+                let outcome = self
                     .sentri
                     .login(LoginInput {
                         identifier,
@@ -323,7 +323,10 @@ impl Api {
                         client: self.client_info(req.head()),
                     })
                     .await?;
-                Ok(self.token_response("logged in", &out))
+                Ok(match outcome {
+                    LoginOutcome::Authenticated(out) => self.token_response("logged in", &out),
+                    LoginOutcome::SecondStepRequired(step) => second_step_response(&step),
+                })
             }
             .await,
         )
@@ -562,4 +565,20 @@ impl Api {
             Err(err) => error_response(&Error::internal(err)),
         }
     }
+}
+
+/// The answer of a login that needs a second step: 200, no tokens and no
+/// cookies, `{"mfaRequired": true, "challenge", "methods",
+/// "challengeExpiresAt"}` (docs/http.md).
+fn second_step_response(step: &SecondStep) -> Response<Bytes> {
+    envelope_response(
+        StatusCode::OK,
+        "second authentication step required",
+        Some(json!({
+            "mfaRequired": true,
+            "challenge": step.challenge,
+            "methods": step.methods,
+            "challengeExpiresAt": step.expires_at,
+        })),
+    )
 }

@@ -3,21 +3,20 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{Sentri, TokenSubject, to_chrono};
+use super::Sentri;
 use crate::config::is_role_name;
 use crate::error::{Error, ErrorCode, Result};
-use crate::hooks::fire;
+use crate::hooks::Event;
 use crate::identifier::Identifier;
-use crate::model::{NewSession, NewUser, SessionId, User, UserId, UserRecord};
+use crate::model::{NewUser, User, UserId, UserRecord};
 use crate::password::Verified;
 use crate::service::inputs::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, LoginInput, RegisterInput,
+    ChangeIdentifierInput, ChangePasswordInput, LoginInput, LoginOutcome, RegisterInput,
 };
 use crate::store::{Revocation, StoreErrorKind};
-use crate::tokens;
+use crate::tokens::AuthMethod;
 
 const MAX_NAME_CHARS: usize = 100;
-const MAX_USER_AGENT_BYTES: usize = 512;
 const MAX_LOGIN_PASSWORD_BYTES: usize = 4096;
 
 fn user_not_found() -> Error {
@@ -98,12 +97,7 @@ impl Sentri {
             Some(f) => f(self.clone(), input).await?,
             None => self.default_register(input).await?,
         };
-        fire(
-            "on_register",
-            &self.0.config.hooks.on_register,
-            user.clone(),
-        )
-        .await;
+        self.emit(Event::Registered { user: user.clone() }).await;
         Ok(user)
     }
 
@@ -212,7 +206,7 @@ impl Sentri {
     /// checked), `INVALID_CREDENTIALS` (unknown identifier and wrong password
     /// alike), `SERVICE_UNAVAILABLE` (also when the hashing slots stay busy
     /// beyond the policy's `max_wait`).
-    pub async fn login(&self, input: LoginInput) -> Result<AuthOutput> {
+    pub async fn login(&self, input: LoginInput) -> Result<LoginOutcome> {
         let identifier = Identifier::parse(&input.identifier)?;
         self.check_login_password(&input.password)?;
         let ip = input.client.ip;
@@ -236,13 +230,8 @@ impl Sentri {
             Ok(attempt) => attempt,
             Err(err) => {
                 if err.is(&ErrorCode::RateLimited) {
-                    let hook = &self.0.config.hooks.on_failed_login;
-                    fire(
-                        "on_failed_login",
-                        hook,
-                        (input.identifier.clone(), err.code()),
-                    )
-                    .await;
+                    self.login_failed(input.identifier.clone(), err.code())
+                        .await;
                 }
                 return Err(err);
             }
@@ -283,12 +272,10 @@ impl Sentri {
             }
         };
         match &result {
-            Ok(out) => {
-                fire("on_login", &self.0.config.hooks.on_login, out.user.clone()).await;
-            }
+            Ok(LoginOutcome::Authenticated(out)) => self.login_succeeded(out).await,
+            Ok(_) => {}
             Err(err) if err.is(&ErrorCode::InvalidCredentials) => {
-                let hook = &self.0.config.hooks.on_failed_login;
-                fire("on_failed_login", hook, (shown, err.code())).await;
+                self.login_failed(shown, err.code()).await;
             }
             Err(_) => {}
         }
@@ -313,7 +300,7 @@ impl Sentri {
     ///
     /// # Errors
     /// As [`Sentri::login`], without throttling.
-    pub async fn default_login(&self, input: LoginInput) -> Result<AuthOutput> {
+    pub async fn default_login(&self, input: LoginInput) -> Result<LoginOutcome> {
         let identifier = Identifier::parse(&input.identifier)?;
         self.check_login_password(&input.password)?;
         let users = &self.0.stores.users;
@@ -326,7 +313,7 @@ impl Sentri {
         &self,
         input: LoginInput,
         found: Option<UserRecord>,
-    ) -> Result<AuthOutput> {
+    ) -> Result<LoginOutcome> {
         let Some(record) = found else {
             self.passwords().verify_dummy(&input.password).await?;
             return Err(Error::new(ErrorCode::InvalidCredentials));
@@ -343,57 +330,18 @@ impl Sentri {
                 }
             }
         }
-        let now = self.now();
-        let session_id = SessionId::new();
-        let refresh = tokens::mint_refresh(session_id);
-        let expires_at = now + to_chrono(self.config().refresh_ttl());
-        let user_agent = input
-            .client
-            .user_agent
-            .map(|ua| truncate_utf8(ua, MAX_USER_AGENT_BYTES));
-        // One write: the session and the user's last_login_at.
-        let created = self
-            .0
-            .stores
-            .sessions
-            .create_session(NewSession {
-                id: session_id,
-                user_id: record.user.id,
-                refresh_hash: refresh.hash,
-                user_agent,
-                ip: input.client.ip.map(|ip| ip.to_string()),
-                created_at: now,
-                expires_at,
-            })
-            .await;
-        match created {
-            Ok(_) => {}
-            // The user was deleted since the lookup: as if unknown.
-            Err(err) if err.kind() == StoreErrorKind::NotFound => {
-                return Err(Error::new(ErrorCode::InvalidCredentials));
-            }
-            Err(err) => return Err(err.into()),
-        }
-        let mut user = record.user;
-        user.last_login_at = Some(now);
-        let tokens = self.issue_tokens(
-            &TokenSubject {
-                user_id: user.id,
-                session_id,
-                identifier: &user.identifier,
-                roles: &user.roles,
-                email_verified: user.email_verified_at.is_some(),
-                auth_time: now,
-                amr: &[tokens::AMR_PASSWORD],
-            },
-            &refresh,
-            expires_at,
-        )?;
-        Ok(AuthOutput {
-            tokens,
-            user,
-            session_id,
-        })
+        // The user was deleted since the lookup: as if unknown.
+        let out = self
+            .open_session_for(record.user, input.client, &[AuthMethod::Password])
+            .await
+            .map_err(|err| {
+                if err.is(&ErrorCode::UserNotFound) {
+                    Error::new(ErrorCode::InvalidCredentials)
+                } else {
+                    err
+                }
+            })?;
+        Ok(LoginOutcome::Authenticated(out))
     }
 
     /// Upgrade a hash after a successful login. Failure is logged only: the
@@ -472,10 +420,12 @@ impl Sentri {
         // Every cached session of the user is stale (identifier, email
         // verification), the revoked ones most of all.
         self.revoked(Revocation::User(id)).await;
-        let hook = &self.0.config.hooks.on_identifier_changed;
-        let old = record.user.identifier;
-        let new = user.identifier.clone();
-        fire("on_identifier_changed", hook, (user.clone(), old, new)).await;
+        self.emit(Event::IdentifierChanged {
+            user: user.clone(),
+            old: record.user.identifier,
+            new: user.identifier.clone(),
+        })
+        .await;
         Ok(user)
     }
 
@@ -545,8 +495,8 @@ impl Sentri {
             .delete_user_sessions(input.user_id)
             .await?;
         self.revoked(Revocation::User(input.user_id)).await;
-        let hook = &self.0.config.hooks.on_password_changed;
-        fire("on_password_changed", hook, input.user_id).await;
+        let user_id = input.user_id;
+        self.emit(Event::PasswordChanged { user_id }).await;
         Ok(())
     }
 
@@ -557,10 +507,21 @@ impl Sentri {
     /// `VALIDATION_ERROR` (empty list), `INVALID_ROLE`, `USER_NOT_FOUND`,
     /// `SERVICE_UNAVAILABLE`.
     pub async fn assign_roles(&self, id: UserId, roles: Vec<String>) -> Result<User> {
-        match self.0.config.overrides.assign_roles.clone() {
-            Some(f) => f(self.clone(), (id, roles)).await,
-            None => self.default_assign_roles(id, roles).await,
-        }
+        let user = match self.0.config.overrides.assign_roles.clone() {
+            Some(f) => f(self.clone(), (id, roles.clone())).await?,
+            None => self.default_assign_roles(id, roles.clone()).await?,
+        };
+        self.roles_changed(&user, roles, Vec::new()).await;
+        Ok(user)
+    }
+
+    async fn roles_changed(&self, user: &User, added: Vec<String>, removed: Vec<String>) {
+        self.emit(Event::RolesChanged {
+            user: user.clone(),
+            added,
+            removed,
+        })
+        .await;
     }
 
     /// The built-in role assignment.
@@ -594,6 +555,7 @@ impl Sentri {
             .await
             .map_err(map_user_missing)?;
         self.revoked(Revocation::User(id)).await;
+        self.roles_changed(&user, Vec::new(), roles).await;
         Ok(user)
     }
 
@@ -619,15 +581,4 @@ fn map_user_missing(e: crate::store::StoreError) -> Error {
         StoreErrorKind::NotFound => user_not_found(),
         _ => e.into(),
     }
-}
-
-fn truncate_utf8(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
 }

@@ -3,10 +3,11 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{Session, SessionId, User, UserId};
-use crate::tokens::TokenPair;
+use crate::tokens::{AuthMethod, TokenPair};
 
 /// What is known of the client making a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,6 +155,101 @@ pub struct AuthOutput {
     /// The session the tokens belong to.
     #[serde(skip)]
     pub session_id: SessionId,
+}
+
+/// What [`crate::Sentri::login`] answers: the user is authenticated, or a
+/// second step (a second factor) is required before a session is opened.
+///
+/// ```
+/// # async fn demo(sentri: sentri_core::Sentri, input: sentri_core::LoginInput) -> sentri_core::Result<()> {
+/// use sentri_core::LoginOutcome;
+/// match sentri.login(input).await? {
+///     LoginOutcome::Authenticated(out) => println!("signed in: {}", out.user.id),
+///     LoginOutcome::SecondStepRequired(step) => println!("next: one of {:?}", step.methods),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LoginOutcome {
+    /// A session was opened: the tokens and the user.
+    Authenticated(AuthOutput),
+    /// The password was right, and a second step is required: no session
+    /// yet, no tokens. The client completes the login with the challenge
+    /// and one of the methods on offer.
+    SecondStepRequired(SecondStep),
+}
+
+impl LoginOutcome {
+    /// The tokens and user of an authenticated login.
+    ///
+    /// # Errors
+    /// `UNAUTHORIZED` ("a second authentication step is required") when a
+    /// second step is required.
+    pub fn authenticated(self) -> crate::Result<AuthOutput> {
+        match self {
+            Self::Authenticated(out) => Ok(out),
+            Self::SecondStepRequired(_) => Err(crate::Error::with_message(
+                crate::ErrorCode::Unauthorized,
+                "a second authentication step is required",
+            )),
+        }
+    }
+
+    /// The output of an authenticated login, else `None`.
+    pub fn as_authenticated(&self) -> Option<&AuthOutput> {
+        match self {
+            Self::Authenticated(out) => Some(out),
+            Self::SecondStepRequired(_) => None,
+        }
+    }
+}
+
+impl From<AuthOutput> for LoginOutcome {
+    fn from(out: AuthOutput) -> Self {
+        Self::Authenticated(out)
+    }
+}
+
+/// A login's second step: what the client needs to complete it. `Debug`
+/// redacts the challenge.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SecondStep {
+    /// A short-lived token naming this login attempt, presented with the
+    /// second factor (a bearer secret: never logged).
+    pub challenge: String,
+    /// The methods on offer (`amr` values, e.g. `["otp"]`).
+    pub methods: Vec<String>,
+    /// When the challenge expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SecondStep {
+    /// A second step with `challenge`, offering `methods`, until
+    /// `expires_at`.
+    pub fn new(
+        challenge: impl Into<String>,
+        methods: impl IntoIterator<Item = AuthMethod>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            challenge: challenge.into(),
+            methods: methods.into_iter().map(|m| m.as_str().to_owned()).collect(),
+            expires_at,
+        }
+    }
+}
+
+impl fmt::Debug for SecondStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecondStep")
+            .field("challenge", &"<redacted>")
+            .field("methods", &self.methods)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A session as listed to its owner (F-14).

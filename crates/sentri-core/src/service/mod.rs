@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 use crate::clock::Clock;
 use crate::config::{Config, KeySource, SessionCheck};
 use crate::error::{Error, ErrorCode, Result};
+use crate::hooks::Event;
 use crate::keys::{self, KeyRing, SigningKey};
 use crate::model::{ActiveSession, SessionId};
 use crate::password::Passwords;
@@ -28,8 +29,8 @@ use crate::tokens::{self, AccessClaims, AuthUser, NewRefresh, TokenPair};
 use crate::verified::VerifiedTokens;
 
 pub use inputs::{
-    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LogoutInput,
-    RefreshInput, RegisterInput, SessionInfo,
+    AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LoginOutcome,
+    LogoutInput, RefreshInput, RegisterInput, SecondStep, SessionInfo,
 };
 
 /// The entry point of sentri: configuration, stores, keys and services.
@@ -377,6 +378,28 @@ impl Sentri {
         }
     }
 
+    /// Deliver `event` to the subscribers ([`crate::hooks::Hooks::subscribe`]):
+    /// each runs bounded by the hook timeout, and its error, panic or
+    /// slowness is logged, never returned. Plugins emit their own events
+    /// ([`Event::plugin`]) with it.
+    pub async fn emit(&self, event: Event) {
+        self.0.config.hooks.emit(event).await;
+    }
+
+    /// [`Event::LoginSucceeded`] for a session just opened.
+    pub(crate) async fn login_succeeded(&self, out: &AuthOutput) {
+        self.emit(Event::LoginSucceeded {
+            user: out.user.clone(),
+            session_id: out.session_id,
+        })
+        .await;
+    }
+
+    /// [`Event::LoginFailed`].
+    pub(crate) async fn login_failed(&self, identifier: String, code: ErrorCode) {
+        self.emit(Event::LoginFailed { identifier, code }).await;
+    }
+
     /// Sign a new access token and pair it with `refresh`.
     pub(crate) fn issue_tokens(
         &self,
@@ -399,7 +422,7 @@ impl Sentri {
             jti: tokens::new_jti(),
             typ: tokens::ACCESS_TYP.to_owned(),
             auth_time: Some(claims_for.auth_time.timestamp()),
-            amr: claims_for.amr.iter().map(|&m| m.to_owned()).collect(),
+            amr: claims_for.amr.to_vec(),
             email_verified: claims_for.email_verified,
             iss: config.issuer.clone(),
             aud: config.audience.clone(),
@@ -542,7 +565,7 @@ pub(crate) struct TokenSubject<'a> {
     /// When the user authenticated to open the session (`auth_time`).
     pub(crate) auth_time: DateTime<Utc>,
     /// How (`amr`, RFC 8176 values).
-    pub(crate) amr: &'a [&'a str],
+    pub(crate) amr: &'a [String],
 }
 
 pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {

@@ -7,11 +7,14 @@ use chrono::{DateTime, Utc};
 
 use super::{Sentri, TokenSubject, to_chrono};
 use crate::error::{Error, ErrorCode, Result};
-use crate::hooks::fire;
-use crate::model::{Rotation, Session, SessionId, UserId};
-use crate::service::inputs::{AuthOutput, LogoutInput, RefreshInput, SessionInfo};
-use crate::store::Revocation;
-use crate::tokens::{self, AuthUser};
+use crate::hooks::Event;
+use crate::model::{NewSession, Rotation, Session, SessionId, User, UserId};
+use crate::service::inputs::{AuthOutput, ClientInfo, LogoutInput, RefreshInput, SessionInfo};
+use crate::store::{Revocation, StoreErrorKind};
+use crate::tokens::{self, AuthMethod, AuthUser};
+
+/// The longest `User-Agent` kept on a session.
+const MAX_USER_AGENT_BYTES: usize = 512;
 
 /// The one message of every refused refresh (already rotated, reused, a
 /// secret never issued, an ended session): the code tells the client what
@@ -33,6 +36,114 @@ pub(crate) enum Renewal {
 }
 
 impl Sentri {
+    /// Open a session for `user` and issue its first token pair: the one
+    /// way a session starts, whatever proved who the user is. Password
+    /// login calls it with [`AuthMethod::Password`]; a login method of a
+    /// plugin (a magic link, a second factor, a social login) calls it
+    /// once it has authenticated the user, with the methods it used.
+    ///
+    /// The session records `client` (the user agent, truncated to 512
+    /// bytes, and the address) and `methods`, and the user's
+    /// `last_login_at` is set in the same store write. Every access token
+    /// of the session carries `amr` (the methods, in the order given) and
+    /// `auth_time` (now), refreshed ones included. Fires
+    /// [`Event::LoginSucceeded`](crate::hooks::Event::LoginSucceeded) (and
+    /// so `on_login`).
+    ///
+    /// ```
+    /// # async fn demo(sentri: sentri_core::Sentri, user: sentri_core::model::UserId) -> sentri_core::Result<()> {
+    /// use sentri_core::{AuthMethod, ClientInfo};
+    /// let out = sentri
+    ///     .open_session(user, ClientInfo::default(), &[AuthMethod::Email])
+    ///     .await?;
+    /// # let _ = out; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `VALIDATION_ERROR` (no method), `USER_NOT_FOUND`,
+    /// `SERVICE_UNAVAILABLE`.
+    pub async fn open_session(
+        &self,
+        user: UserId,
+        client: ClientInfo,
+        methods: &[AuthMethod],
+    ) -> Result<AuthOutput> {
+        let record = self
+            .0
+            .stores
+            .users
+            .find_user(user)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::UserNotFound))?;
+        let out = self.open_session_for(record.user, client, methods).await?;
+        self.login_succeeded(&out).await;
+        Ok(out)
+    }
+
+    /// [`Sentri::open_session`] for a user already looked up, without the
+    /// event (login fires it once its outcome is settled).
+    pub(crate) async fn open_session_for(
+        &self,
+        mut user: User,
+        client: ClientInfo,
+        methods: &[AuthMethod],
+    ) -> Result<AuthOutput> {
+        if methods.is_empty() {
+            return Err(Error::validation("methods", "at least one is required"));
+        }
+        let mut amr: Vec<String> = Vec::with_capacity(methods.len());
+        for method in methods {
+            if !amr.iter().any(|m| m == method.as_str()) {
+                amr.push(method.as_str().to_owned());
+            }
+        }
+        let now = self.now();
+        let session_id = SessionId::new();
+        let refresh = tokens::mint_refresh(session_id);
+        let expires_at = now + to_chrono(self.config().refresh_ttl());
+        let user_agent = client
+            .user_agent
+            .map(|ua| truncate_utf8(ua, MAX_USER_AGENT_BYTES));
+        // One write: the session and the user's last_login_at.
+        self.0
+            .stores
+            .sessions
+            .create_session(NewSession {
+                id: session_id,
+                user_id: user.id,
+                refresh_hash: refresh.hash,
+                user_agent,
+                ip: client.ip.map(|ip| ip.to_string()),
+                created_at: now,
+                expires_at,
+                amr: amr.clone(),
+            })
+            .await
+            .map_err(|err| match err.kind() {
+                StoreErrorKind::NotFound => Error::new(ErrorCode::UserNotFound),
+                _ => err.into(),
+            })?;
+        user.last_login_at = Some(now);
+        let tokens = self.issue_tokens(
+            &TokenSubject {
+                user_id: user.id,
+                session_id,
+                identifier: &user.identifier,
+                roles: &user.roles,
+                email_verified: user.email_verified_at.is_some(),
+                auth_time: now,
+                amr: &amr,
+            },
+            &refresh,
+            expires_at,
+        )?;
+        Ok(AuthOutput {
+            tokens,
+            user,
+            session_id,
+        })
+    }
+
     /// Rotate a refresh token: a new pair, the presented token invalidated
     /// atomically (F-11). Runs the `refresh` override when configured, then
     /// the `on_refresh` hook.
@@ -53,12 +164,7 @@ impl Sentri {
             Some(f) => f(self.clone(), input).await?,
             None => self.default_refresh(input).await?,
         };
-        fire(
-            "on_refresh",
-            &self.0.config.hooks.on_refresh,
-            out.user.clone(),
-        )
-        .await;
+        self.refreshed(&out).await;
         Ok(out)
     }
 
@@ -89,10 +195,17 @@ impl Sentri {
         }
         let renewal = self.renew(&input.refresh_token, true).await?;
         if let Renewal::Rotated(out) = &renewal {
-            let hook = &self.0.config.hooks.on_refresh;
-            fire("on_refresh", hook, out.user.clone()).await;
+            self.refreshed(out).await;
         }
         Ok(renewal)
+    }
+
+    async fn refreshed(&self, out: &AuthOutput) {
+        self.emit(Event::Refreshed {
+            user: out.user.clone(),
+            session_id: out.session_id,
+        })
+        .await;
     }
 
     /// The start of the inactivity window at `now`: a session last active
@@ -160,8 +273,7 @@ impl Sentri {
                 roles: &user.roles,
                 email_verified: user.email_verified_at.is_some(),
                 auth_time: active.session.created_at,
-                // Every session is opened by a password login.
-                amr: &[tokens::AMR_PASSWORD],
+                amr: &active.session.amr,
             },
             &next,
             active.session.expires_at,
@@ -198,8 +310,11 @@ impl Sentri {
         self.revoked(Revocation::Session(sid)).await;
         if let Some(session) = self.0.stores.sessions.delete_session(sid).await? {
             tracing::warn!(user.id = %session.user_id, session.id = %sid, "refresh token reuse detected; session revoked");
-            let hook = &self.0.config.hooks.on_token_reuse;
-            fire("on_token_reuse", hook, (session.user_id, sid)).await;
+            self.emit(Event::TokenReused {
+                user_id: session.user_id,
+                session_id: sid,
+            })
+            .await;
         }
         Ok(())
     }
@@ -223,7 +338,8 @@ impl Sentri {
         }
     }
 
-    /// The built-in logout; fires `on_logout` when a session ended.
+    /// The built-in logout; emits [`Event::LoggedOut`] (`on_logout`) when a
+    /// session ended.
     ///
     /// # Errors
     /// As [`Sentri::logout`].
@@ -246,7 +362,11 @@ impl Sentri {
         };
         self.revoked(Revocation::Session(sid)).await;
         if let Some(session) = deleted {
-            fire("on_logout", &self.0.config.hooks.on_logout, session.user_id).await;
+            self.emit(Event::LoggedOut {
+                user_id: session.user_id,
+                session_id: Some(sid),
+            })
+            .await;
         }
         Ok(())
     }
@@ -263,14 +383,19 @@ impl Sentri {
         }
     }
 
-    /// The built-in logout of every session; fires `on_logout`.
+    /// The built-in logout of every session; emits [`Event::LoggedOut`]
+    /// (`on_logout`).
     ///
     /// # Errors
     /// As [`Sentri::logout_all`].
     pub async fn default_logout_all(&self, user: UserId) -> Result<()> {
         self.0.stores.sessions.delete_user_sessions(user).await?;
         self.revoked(Revocation::User(user)).await;
-        fire("on_logout", &self.0.config.hooks.on_logout, user).await;
+        self.emit(Event::LoggedOut {
+            user_id: user,
+            session_id: None,
+        })
+        .await;
         Ok(())
     }
 
@@ -315,7 +440,11 @@ impl Sentri {
             .await?
         {
             self.revoked(Revocation::Session(session)).await;
-            fire("on_logout", &self.0.config.hooks.on_logout, user).await;
+            self.emit(Event::SessionRevoked {
+                user_id: user,
+                session_id: session,
+            })
+            .await;
             Ok(())
         } else {
             Err(Error::app("SESSION_NOT_FOUND", 404, "session not found"))
@@ -386,4 +515,15 @@ impl Sentri {
             }
         })
     }
+}
+
+fn truncate_utf8(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
 }

@@ -271,6 +271,7 @@ macro_rules! session_store_tests {
             sessions,
             $factory;
             create_and_find_active,
+            session_keeps_amr,
             create_session_conflict,
             create_session_records_login,
             find_active_missing,

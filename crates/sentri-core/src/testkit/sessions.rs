@@ -23,6 +23,7 @@ fn new_session(user: UserId, at: DateTime<Utc>, expires: DateTime<Utc>) -> NewSe
         ip: Some("203.0.113.7".to_owned()),
         created_at: at,
         expires_at: expires,
+        amr: vec!["pwd".to_owned(), "otp".to_owned()],
     }
 }
 
@@ -36,6 +37,7 @@ fn expected(new: &NewSession) -> Session {
         created_at: new.created_at,
         last_active_at: new.created_at,
         expires_at: new.expires_at,
+        amr: new.amr.clone(),
     }
 }
 
@@ -152,6 +154,58 @@ pub async fn create_and_find_active<S: UserStore + SessionStore + ?Sized>(store:
         active(&*store, new.id, plus(at, 3599)).await.is_some(),
         "a session before expires_at is active"
     );
+}
+
+/// The `amr` a session was created with comes back, in order, from
+/// `create_session`, `find_active_session`, `rotate_refresh`,
+/// `list_user_sessions` and `delete_session`: none, one and several values.
+pub async fn session_keeps_amr<S: UserStore + SessionStore + ?Sized>(store: Arc<S>) {
+    let at = now();
+    let user = create_user(&*store, &["user"], at).await;
+    for amr in [
+        &[][..],
+        &["pwd"],
+        &["pwd", "otp"],
+        &["email"],
+        &["passkey", "mfa", "key"],
+    ] {
+        let mut new = new_session(user.id, at, plus(at, 3600));
+        new.amr = amr.iter().map(|m| (*m).to_owned()).collect();
+        let created = create(&*store, &new).await;
+        assert_eq!(created.amr, new.amr, "create_session must return the amr");
+        let found = active(&*store, new.id, at).await.expect("live");
+        assert_eq!(
+            found.session.amr, new.amr,
+            "find_active_session must keep the amr"
+        );
+        let rotated = expect_rotated(
+            rotate(
+                &*store,
+                new.id,
+                &new.refresh_hash,
+                &token_hash(),
+                plus(at, 1),
+            )
+            .await,
+            "rotate_refresh with the current hash",
+        );
+        assert_eq!(
+            rotated.session.amr, new.amr,
+            "rotate_refresh must keep the amr"
+        );
+        let listed = ok(
+            store.list_user_sessions(user.id, at).await,
+            "list_user_sessions",
+        );
+        let listed = listed.iter().find(|s| s.id == new.id).expect("listed");
+        assert_eq!(listed.amr, new.amr, "list_user_sessions must keep the amr");
+        let deleted = ok(store.delete_session(new.id).await, "delete_session");
+        assert_eq!(
+            deleted.map(|s| s.amr),
+            Some(new.amr.clone()),
+            "delete_session must return the amr"
+        );
+    }
 }
 
 /// A second `create_session` with an existing id is `Conflict`; the first

@@ -79,8 +79,15 @@ pub async fn signed_in(env: &Env, identifier: &str) -> sentri_core::AuthOutput {
         .register(register_input(identifier))
         .await
         .unwrap();
+    log_in(env, identifier).await
+}
+
+/// Log an existing user in with [`PASSWORD`]; returns the login output.
+pub async fn log_in(env: &Env, identifier: &str) -> sentri_core::AuthOutput {
     env.sentri
         .login(login_input(identifier, PASSWORD))
         .await
+        .unwrap()
+        .authenticated()
         .unwrap()
 }
