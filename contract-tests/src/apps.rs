@@ -1,6 +1,6 @@
-//! The same application in each adapter: the auth routes, with the routes
-//! of [`crate::plugin`] added to the table, under `/auth`, and routes of
-//! its own behind the adapter's layers.
+//! The same application in each adapter: the auth routes (with those of
+//! the plugin of [`crate::plugin`]) under `/auth`, and routes of its own
+//! behind the adapter's layers.
 //!
 //! | route | |
 //! |---|---|
@@ -124,7 +124,7 @@ pub(crate) fn axum_app(s: &Sentri, gates: Arc<Gates>) -> axum::Router {
     let to_axum = |res: http::Response<bytes::Bytes>| res.map(Body::from);
     let counter = Arc::new(AtomicUsize::new(0));
     Router::new()
-        .nest("/auth", sentri_axum::router_with(crate::plugin::api(s)))
+        .nest("/auth", sentri_axum::router(s.clone()))
         .route(
             "/profile",
             get(|u: AuthUser| async move {
@@ -331,7 +331,7 @@ pub(crate) fn poem_app(s: &Sentri, gates: Arc<Gates>) -> poem::endpoint::BoxEndp
 
     let counter = Arc::new(AtomicUsize::new(0));
     Route::new()
-        .nest("/auth", sentri_poem::routes_with(crate::plugin::api(s)))
+        .nest("/auth", sentri_poem::routes(s.clone()))
         .at(
             "/profile",
             get(profile).with(protect(s).auth_prefix("/auth")),

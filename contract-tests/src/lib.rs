@@ -219,9 +219,17 @@ pub async fn start(adapter: Adapter, config: ConfigBuilder) -> Arc<Server> {
 pub async fn start_on(adapter: Adapter, config: ConfigBuilder, backend: Backend) -> Arc<Server> {
     let clock = Clock::manual(epoch());
     let (stores, isolation) = backend.stores().await;
-    let sentri = Sentri::with_clock(config.build().expect("config"), stores, clock.clone())
-        .await
-        .expect("sentri");
+    // Every server runs the test plugin, with its store beside sentri's.
+    let notes: Arc<dyn plugin::NotesStore> = Arc::new(plugin::MemoryNotes::default());
+    let sentri = Sentri::builder(
+        config.build().expect("config"),
+        stores.with_extension(notes),
+    )
+    .clock(clock.clone())
+    .plugin(plugin::NotesPlugin { key: "open".into() })
+    .build()
+    .await
+    .expect("sentri");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

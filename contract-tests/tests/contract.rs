@@ -48,6 +48,16 @@ async fn admin_token(c: &Server) -> String {
     token(&admin, "accessToken")
 }
 
+/// The claims of a JWT, read without checking it.
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 fn token(out: &sentri_contract_tests::Outcome, key: &str) -> String {
     out.data()[key].as_str().expect("a token").to_owned()
 }
@@ -1046,15 +1056,19 @@ async fn client_address_and_trusted_proxies() {
     .await;
 }
 
-/// Routes an application added to the table (as a feature crate will):
-/// mounted by both adapters with no adapter code, run through the same
+/// A plugin (as a feature crate will be one): its routes are mounted by
+/// both adapters with no adapter code and run through the same
 /// authentication, admin check, guard and idempotency layer as the
-/// built-in routes, with 404/405 and `Allow` from the table.
+/// built-in routes, with 404/405 and `Allow` from the table; its store
+/// comes from `Stores`, its subscriber sees the logins and its claim is in
+/// the access tokens.
 #[tokio::test]
-async fn routes_added_to_the_table_behave_alike_on_both_adapters() {
+async fn a_plugin_behaves_alike_on_both_adapters() {
     contract(base, |c| async move {
-        c.send("plugin ping", Req::get("/auth/plugin/ping"), 200)
+        let ping = c
+            .send("plugin ping", Req::get("/auth/plugin/ping"), 200)
             .await;
+        assert_eq!(ping.data()["logins"], 0);
         c.send(
             "plugin ping trailing slash",
             Req::get("/auth/plugin/ping/"),
@@ -1077,6 +1091,18 @@ async fn routes_added_to_the_table_behave_alike_on_both_adapters() {
         .await;
         let alice = signed_in(&c, "alice@example.com").await;
         let at = token(&alice, "accessToken");
+        // The plugin's claim is signed into the token; sentri's own win.
+        let claims = jwt_claims(&at);
+        assert_eq!(claims["notes"], "enabled");
+        assert_eq!(claims["sub"], alice.data()["user"]["id"]);
+        let ping = c
+            .send(
+                "plugin ping after a login",
+                Req::get("/auth/plugin/ping"),
+                200,
+            )
+            .await;
+        assert_eq!(ping.data()["logins"], 1);
         let create = |key: &str, text: &str| {
             Req::json("POST", "/auth/notes", &json!({"text": text}))
                 .bearer(&at)

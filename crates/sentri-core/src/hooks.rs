@@ -270,6 +270,15 @@ where
     }
 }
 
+/// A subscriber bounded by `timeout` (a plugin's, added at build).
+pub(crate) fn subscriber<F, Fut>(f: F, timeout: Duration) -> Hook<Event>
+where
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = HookResult> + Send + 'static,
+{
+    Hook { timeout, ..hook(f) }
+}
+
 impl Hooks {
     /// No hooks.
     pub fn new() -> Self {

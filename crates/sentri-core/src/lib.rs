@@ -84,6 +84,7 @@ pub mod model;
 pub mod net;
 pub mod one_time;
 pub mod password;
+pub mod plugin;
 mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -97,6 +98,6 @@ pub use config::{Algorithm, Config, SessionCheck};
 pub use error::{BoxError, Envelope, Error, ErrorCode, Result};
 pub use service::{
     AuthOutput, ChangeIdentifierInput, ChangePasswordInput, ClientInfo, LoginInput, LoginOutcome,
-    LogoutInput, RefreshInput, RegisterInput, SecondStep, Sentri, SessionInfo,
+    LogoutInput, RefreshInput, RegisterInput, SecondStep, Sentri, SentriBuilder, SessionInfo,
 };
 pub use tokens::{AuthMethod, AuthUser, TokenPair};

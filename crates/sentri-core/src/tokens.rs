@@ -165,7 +165,7 @@ pub(crate) fn new_jti() -> String {
 }
 
 /// Sign `claims` with the ring's signing key, header `typ: "at+jwt"`.
-pub(crate) fn sign_access(ring: &KeyRing, claims: &AccessClaims) -> Result<String> {
+pub(crate) fn sign_access<C: Serialize>(ring: &KeyRing, claims: &C) -> Result<String> {
     let mut header = jsonwebtoken::Header::new(ring.signing.algorithm.to_jwt());
     header.typ = Some(ACCESS_JWT_TYP.to_owned());
     header.kid = ring.signing.kid.clone();

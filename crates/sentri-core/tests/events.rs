@@ -266,7 +266,7 @@ async fn each_operation_emits_its_event_once_without_secrets() {
     ));
 
     // The replaced token, after the reuse grace: reuse.
-    env.clock.advance(Duration::from_secs(10));
+    env.clock.advance(Duration::from_secs(11));
     s.refresh(refresh_input(&out.tokens.refresh_token))
         .await
         .unwrap_err();

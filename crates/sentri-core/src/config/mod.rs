@@ -323,6 +323,7 @@ pub struct Config {
     pub(crate) verified_token_cache: u64,
     pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) hooks: Hooks,
+    pub(crate) hook_timeout: Duration,
     pub(crate) overrides: Overrides,
     pub(crate) revocation_check: Option<RevocationCheck>,
     pub(crate) cookies: CookieConfig,
@@ -397,6 +398,11 @@ impl Config {
     pub fn reuse_grace(&self) -> Duration {
         self.reuse_grace
     }
+    /// How long a hook or event subscriber may hold a response.
+    pub fn hook_timeout(&self) -> Duration {
+        self.hook_timeout
+    }
+
     /// The `iss` set in access tokens and required of them, if any.
     pub fn issuer(&self) -> Option<&str> {
         self.issuer.as_deref()
@@ -955,6 +961,7 @@ impl ConfigBuilder {
             verified_token_cache: self.verified_token_cache.unwrap_or(10_000),
             trusted_proxies: self.trusted_proxies,
             hooks,
+            hook_timeout,
             overrides: self.overrides,
             revocation_check: self.revocation_check,
             cookies,

@@ -346,14 +346,21 @@ pub struct Api {
 }
 
 impl Api {
-    /// The routes of `sentri` mounted under `prefix` (e.g. `/auth`, or `""`
-    /// at the root). The prefix is the default path of the refresh cookie.
+    /// The routes of `sentri` (the built-in ones, then those of its
+    /// plugins) mounted under `prefix` (e.g. `/auth`, or `""` at the root).
+    /// The prefix is the default path of the refresh cookie.
     pub fn new(sentri: Sentri, prefix: &str) -> Self {
+        let table = table::RouteTable::new(
+            routes::builtin_routes()
+                .into_iter()
+                .chain(sentri.plugin_routes().cloned())
+                .collect(),
+        );
         Self {
             sentri,
             prefix: normalize_prefix(prefix).into(),
             idempotent_routes: true,
-            table: table::RouteTable::new(routes::builtin_routes()),
+            table,
         }
     }
 
@@ -427,6 +434,21 @@ impl Api {
     pub fn body_limit(&self) -> usize {
         self.sentri.config().body_limit()
     }
+}
+
+/// Check that the plugins' routes fit the table of the built-in routes
+/// and of each other (at `SentriBuilder::build`).
+pub(crate) fn check_plugin_routes(routes: &[(&'static str, RouteSpec)]) -> Result<()> {
+    let mut table = table::RouteTable::new(routes::builtin_routes());
+    for (plugin, spec) in routes {
+        table = table.with(spec.clone()).map_err(|err| {
+            crate::Error::with_message(
+                crate::ErrorCode::ConfigurationError,
+                format!("plugin {plugin}: {}", err.message()),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn normalize_prefix(prefix: &str) -> String {

@@ -73,6 +73,8 @@ struct Inner {
     clock: Clock,
     /// One password check per identifier in flight (F-27).
     login_turns: crate::throttle::LoginTurns,
+    /// What the plugins contributed (routes, claims).
+    plugins: crate::plugin::PluginParts,
 }
 
 impl std::fmt::Debug for Sentri {
@@ -105,6 +107,26 @@ impl Sentri {
     /// # Errors
     /// As [`Sentri::new`].
     pub async fn with_clock(config: Config, stores: Stores, clock: Clock) -> Result<Self> {
+        Self::builder(config, stores).clock(clock).build().await
+    }
+
+    /// Build the services with plugins ([`crate::plugin`]):
+    /// `Sentri::builder(config, stores).plugin(p).build().await`.
+    pub fn builder(config: Config, stores: Stores) -> SentriBuilder {
+        SentriBuilder {
+            config,
+            stores,
+            clock: Clock::system(),
+            plugins: Vec::new(),
+        }
+    }
+
+    async fn assemble(
+        config: Config,
+        stores: Stores,
+        clock: Clock,
+        plugins: crate::plugin::PluginParts,
+    ) -> Result<Self> {
         let passwords = Passwords::new(config.password_policy.clone())?;
         let ring = match &config.key_source {
             KeySource::Secret(secret) => KeyRing::hmac(config.algorithm, secret),
@@ -137,6 +159,7 @@ impl Sentri {
             sessions,
             clock,
             login_turns: crate::throttle::LoginTurns::default(),
+            plugins,
         }));
         if let (Some(bus), Some(_)) = (bus, &sentri.0.sessions) {
             spawn_revocation_listener(Arc::downgrade(&sentri.0), bus.subscribe());
@@ -147,6 +170,18 @@ impl Sentri {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The names of the plugins, in the order they were added.
+    pub fn plugins(&self) -> &[&'static str] {
+        &self.0.plugins.names
+    }
+
+    /// The routes the plugins added, after the built-in ones in the table
+    /// of [`crate::http::Api`].
+    #[cfg(feature = "http")]
+    pub(crate) fn plugin_routes(&self) -> impl Iterator<Item = &crate::http::RouteSpec> {
+        self.0.plugins.routes.iter().map(|(_, spec)| spec)
     }
 
     /// The stores.
@@ -427,13 +462,45 @@ impl Sentri {
             iss: config.issuer.clone(),
             aud: config.audience.clone(),
         };
-        let access_token = tokens::sign_access(&self.ring(), &claims)?;
+        let access_token = if self.0.plugins.claims.is_empty() {
+            tokens::sign_access(&self.ring(), &claims)?
+        } else {
+            tokens::sign_access(&self.ring(), &self.with_plugin_claims(claims_for, &claims)?)?
+        };
         Ok(TokenPair {
             access_token,
             refresh_token: refresh.token.to_string(),
             access_expires_at,
             refresh_expires_at: session_expires_at,
         })
+    }
+
+    /// `claims` with the plugins' claims added; sentri's own always win.
+    fn with_plugin_claims(
+        &self,
+        subject: &TokenSubject<'_>,
+        claims: &AccessClaims,
+    ) -> Result<serde_json::Value> {
+        let mut value = serde_json::to_value(claims).map_err(Error::internal)?;
+        let serde_json::Value::Object(map) = &mut value else {
+            return Err(Error::internal("access claims are not an object"));
+        };
+        let subject = crate::plugin::ClaimsSubject {
+            user_id: subject.user_id,
+            session_id: subject.session_id,
+            identifier: subject.identifier,
+            roles: subject.roles,
+            amr: subject.amr,
+        };
+        for claims_fn in &self.0.plugins.claims {
+            for (name, claim) in claims_fn(&subject) {
+                if RESERVED_CLAIMS.contains(&name.as_str()) {
+                    continue;
+                }
+                map.entry(name).or_insert(claim);
+            }
+        }
+        Ok(value)
     }
 
     /// Generate a new signing key, make it the active one and keep the old
@@ -605,4 +672,74 @@ fn current_user(user: &AuthUser, active: ActiveSession) -> Result<AuthUser> {
         active.roles,
         active.email_verified_at.is_some(),
     ))
+}
+
+/// Claims a plugin may not set: sentri's own, and the registered JWT
+/// claims (RFC 7519 §4.1), present or not in a given token.
+const RESERVED_CLAIMS: &[&str] = &[
+    "sub",
+    "sid",
+    "identifier",
+    "roles",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "typ",
+    "auth_time",
+    "amr",
+    "email_verified",
+    "iss",
+    "aud",
+];
+
+/// Builds a [`Sentri`] with plugins: from [`Sentri::builder`].
+#[must_use]
+pub struct SentriBuilder {
+    config: Config,
+    stores: Stores,
+    clock: Clock,
+    plugins: Vec<Arc<dyn crate::plugin::Plugin>>,
+}
+
+impl std::fmt::Debug for SentriBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentriBuilder")
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentriBuilder {
+    /// Use `clock` (tests move a manual clock). Default: the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Add a plugin; its setup runs at [`SentriBuilder::build`], in the
+    /// order plugins were added.
+    pub fn plugin(mut self, plugin: impl crate::plugin::Plugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// Set the plugins up, then build the services as [`Sentri::new`]
+    /// does.
+    ///
+    /// # Errors
+    /// As [`Sentri::new`]; `CONFIGURATION_ERROR` from a plugin's setup
+    /// (naming the plugin and the field or the missing store), for a
+    /// plugin added twice, and for a plugin route whose id, or method and
+    /// path, is taken.
+    pub async fn build(self) -> Result<Sentri> {
+        let (parts, subscribers) =
+            crate::plugin::setup_all(&self.plugins, &self.config, &self.stores)?;
+        let mut config = self.config;
+        config.hooks.subscribers.extend(subscribers);
+        Sentri::assemble(config, self.stores, self.clock, parts).await
+    }
 }
