@@ -75,6 +75,7 @@ mod body;
 mod cookies;
 pub mod guard;
 mod idempotency;
+pub mod openapi;
 mod response;
 mod routes;
 mod table;
@@ -349,11 +350,12 @@ impl Api {
     /// The routes of `sentri` mounted under `prefix` (e.g. `/auth`, or `""`
     /// at the root). The prefix is the default path of the refresh cookie.
     pub fn new(sentri: Sentri, prefix: &str) -> Self {
+        let table = table::RouteTable::new(routes::builtin_routes(sentri.config()));
         Self {
             sentri,
             prefix: normalize_prefix(prefix).into(),
             idempotent_routes: true,
-            table: table::RouteTable::new(routes::builtin_routes()),
+            table,
         }
     }
 
