@@ -649,6 +649,25 @@ pub fn operations(document: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// The security schemes the configuration uses: the Bearer token always,
+/// the API key when one is configured, the cookies when they are on.
+fn security_schemes(config: &Config) -> Value {
+    let cookies = config.cookies();
+    let mut schemes = json!({
+        "bearerAuth": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "the access token from login or refresh" },
+    });
+    if config.has_api_key() {
+        schemes["apiKey"] = json!({ "type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "the configured API key, required by register" });
+    }
+    if cookies.transport == CookieTransport::Both {
+        schemes["accessCookie"] = json!({ "type": "apiKey", "in": "cookie", "name": cookies.access_cookie_name(), "description": "the access cookie (cookie transport `both`)" });
+    }
+    if cookies.transport != CookieTransport::Off {
+        schemes["refreshCookie"] = json!({ "type": "apiKey", "in": "cookie", "name": cookies.refresh_cookie_name(), "description": "the refresh cookie (cookie transport `refresh` or `both`)" });
+    }
+    schemes
+}
+
 fn skeleton(config: &Config, servers: &[Server]) -> Value {
     let idempotency = config.idempotency();
     let servers: Vec<Value> = servers.iter().map(Server::to_json).collect();
@@ -664,12 +683,7 @@ fn skeleton(config: &Config, servers: &[Server]) -> Value {
         "tags": [],
         "paths": {},
         "components": {
-            "securitySchemes": {
-                "bearerAuth": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "the access token from login or refresh" },
-                "apiKey": { "type": "apiKey", "in": "header", "name": "X-Api-Key", "description": "the configured API key, required by register when set" },
-                "accessCookie": { "type": "apiKey", "in": "cookie", "name": config.cookies().access_cookie_name(), "description": "the access cookie (cookie transport `both`)" },
-                "refreshCookie": { "type": "apiKey", "in": "cookie", "name": config.cookies().refresh_cookie_name(), "description": "the refresh cookie (cookie transport `refresh` or `both`)" },
-            },
+            "securitySchemes": security_schemes(config),
             "parameters": {
                 "IdempotencyKey": {
                     "name": idempotency.header, "in": "header", "required": false,
@@ -719,6 +733,8 @@ fn skeleton(config: &Config, servers: &[Server]) -> Value {
                     "type": "object", "required": ["keys"],
                     "properties": { "keys": { "type": "array", "items": { "type": "object", "required": ["kty"], "properties": {
                         "kty": { "type": "string" }, "kid": { "type": "string" }, "alg": { "type": "string" }, "use": { "type": "string" },
+                        "crv": { "type": "string" }, "x": { "type": "string" }, "y": { "type": "string" },
+                        "n": { "type": "string" }, "e": { "type": "string" },
                     } } } },
                 },
             },
