@@ -11,8 +11,9 @@
 //! operation's [`Credentials`]), the idempotency header on idempotent
 //! routes, path parameters from the template, and an error response per
 //! status whose `code` is an `enum` of the codes the route can answer:
-//! the operation's own, plus the ones its shape implies (a body:
-//! `VALIDATION_ERROR`, `PAYLOAD_TOO_LARGE`; an access token:
+//! the operation's own, plus the ones its shape implies (every route:
+//! `VALIDATION_ERROR` and `PAYLOAD_TOO_LARGE`, since the adapters check
+//! `Content-Length` and the body limit first; an access token:
 //! `UNAUTHORIZED`, `TOKEN_INVALID`, `TOKEN_EXPIRED`,
 //! `SERVICE_UNAVAILABLE`; idempotent: `IDEMPOTENCY_IN_PROGRESS`,
 //! `IDEMPOTENCY_KEY_REUSED`; always `INTERNAL_ERROR`).
@@ -313,8 +314,17 @@ impl Operation {
     /// its own and those its shape implies, without duplicates, in status
     /// order.
     pub fn error_codes(&self, spec: &RouteSpec, config: &Config) -> Vec<ErrorCode> {
+        self.codes(spec, config, true)
+    }
+
+    /// As [`Operation::error_codes`]; `in_table`: the route is served by
+    /// an adapter from the table (not a server's own route).
+    fn codes(&self, spec: &RouteSpec, config: &Config, in_table: bool) -> Vec<ErrorCode> {
         let mut codes = Vec::new();
-        if self.request.is_some() {
+        // The adapters read every body up to the limit and check
+        // `Content-Length` first, on every route: a malformed one is a
+        // VALIDATION_ERROR, one over the limit PAYLOAD_TOO_LARGE.
+        if in_table || self.request.is_some() {
             codes.extend([ErrorCode::ValidationError, ErrorCode::PayloadTooLarge]);
         }
         if spec.route_auth().needs_access() {
@@ -352,7 +362,7 @@ impl Operation {
         out
     }
 
-    fn render(&self, spec: &RouteSpec, config: &Config) -> Value {
+    fn render(&self, spec: &RouteSpec, config: &Config, in_table: bool) -> Value {
         let mut out = Map::new();
         out.insert("operationId".into(), json!(spec.id()));
         out.insert("summary".into(), json!(self.summary));
@@ -452,7 +462,7 @@ impl Operation {
         let mut responses = Map::new();
         responses.insert(status.to_string(), ok);
         let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
-        for code in self.error_codes(spec, config) {
+        for code in self.codes(spec, config, in_table) {
             by_status.entry(code.status()).or_default().push(code);
         }
         for (status, codes) in by_status {
@@ -568,7 +578,12 @@ impl Api {
                 }
             };
             let path = format!("{}{}", self.prefix, spec.path());
-            add_operation(&mut doc, spec.method(), &path, op.render(spec, config));
+            add_operation(
+                &mut doc,
+                spec.method(),
+                &path,
+                op.render(spec, config, true),
+            );
         }
         let mut tags: Vec<&str> = Vec::new();
         for spec in self.routes() {
@@ -597,7 +612,7 @@ pub fn add_route(
     let spec = RouteSpec::new(id.to_owned(), method.clone(), path.to_owned(), |_| {
         Box::pin(async { super::not_found_response() })
     });
-    add_operation(doc, method, path, op.render(&spec, config));
+    add_operation(doc, method, path, op.render(&spec, config, false));
     let mut tags: Vec<String> = doc["tags"]
         .as_array()
         .map(|t| {
@@ -666,6 +681,29 @@ fn security_schemes(config: &Config) -> Value {
         schemes["refreshCookie"] = json!({ "type": "apiKey", "in": "cookie", "name": cookies.refresh_cookie_name(), "description": "the refresh cookie (cookie transport `refresh` or `both`)" });
     }
     schemes
+}
+
+/// The local `$ref`s of `document` (`#/…`) that point at nothing, as
+/// written; empty for a well-formed document.
+pub fn dangling_refs(document: &Value) -> Vec<String> {
+    fn walk(value: &Value, doc: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref")
+                    && let Some(pointer) = r.strip_prefix('#')
+                    && doc.pointer(pointer).is_none()
+                {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| walk(v, doc, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, doc, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(document, document, &mut out);
+    out
 }
 
 fn skeleton(config: &Config, servers: &[Server]) -> Value {
