@@ -294,3 +294,17 @@ async fn the_errors_the_routes_answer_are_documented() {
         assert!(checked > 50, "{checked}");
     }
 }
+
+#[tokio::test]
+async fn without_the_idempotency_layer_no_route_documents_the_key() {
+    let api = api_with(config()).await.idempotent_routes(false);
+    let doc = api.openapi(&[]);
+    let register = op(&doc, "post", "/auth/register");
+    assert!(register.get("parameters").is_none(), "{register}");
+    assert!(documented_codes(&doc, "post", "/auth/register", 422).is_empty());
+    let doc = api.idempotent_routes(true).openapi(&[]);
+    assert_eq!(
+        documented_codes(&doc, "post", "/auth/register", 422),
+        ["IDEMPOTENCY_KEY_REUSED"]
+    );
+}

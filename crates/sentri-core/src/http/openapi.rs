@@ -314,17 +314,17 @@ impl Operation {
     /// its own and those its shape implies, without duplicates, in status
     /// order.
     pub fn error_codes(&self, spec: &RouteSpec, config: &Config) -> Vec<ErrorCode> {
-        self.codes(spec, config, true)
+        self.codes(spec, config, Served::TABLE)
     }
 
-    /// As [`Operation::error_codes`]; `in_table`: the route is served by
-    /// an adapter from the table (not a server's own route).
-    fn codes(&self, spec: &RouteSpec, config: &Config, in_table: bool) -> Vec<ErrorCode> {
+    /// As [`Operation::error_codes`], for a route served as `served` says.
+    fn codes(&self, spec: &RouteSpec, config: &Config, served: Served) -> Vec<ErrorCode> {
+        let idempotent = spec.is_idempotent() && served.idempotency;
         let mut codes = Vec::new();
         // The adapters read every body up to the limit and check
         // `Content-Length` first, on every route: a malformed one is a
         // VALIDATION_ERROR, one over the limit PAYLOAD_TOO_LARGE.
-        if in_table || self.request.is_some() {
+        if served.by_adapter || self.request.is_some() {
             codes.extend([ErrorCode::ValidationError, ErrorCode::PayloadTooLarge]);
         }
         if spec.route_auth().needs_access() {
@@ -342,7 +342,7 @@ impl Operation {
                 codes.push(ErrorCode::Forbidden);
             }
         }
-        if spec.is_idempotent() {
+        if idempotent {
             codes.extend([
                 ErrorCode::ValidationError,
                 ErrorCode::IdempotencyInProgress,
@@ -362,7 +362,8 @@ impl Operation {
         out
     }
 
-    fn render(&self, spec: &RouteSpec, config: &Config, in_table: bool) -> Value {
+    fn render(&self, spec: &RouteSpec, config: &Config, served: Served) -> Value {
+        let idempotent = spec.is_idempotent() && served.idempotency;
         let mut out = Map::new();
         out.insert("operationId".into(), json!(spec.id()));
         out.insert("summary".into(), json!(self.summary));
@@ -390,7 +391,7 @@ impl Operation {
                 })
             })
             .collect();
-        if spec.is_idempotent() {
+        if idempotent {
             parameters.push(schema_ref_to("parameters", "IdempotencyKey"));
         }
         if !parameters.is_empty() {
@@ -447,7 +448,7 @@ impl Operation {
                 }),
             ),
         };
-        if spec.is_idempotent() {
+        if idempotent {
             ok["headers"] =
                 json!({ "X-Idempotent-Replayed": schema_ref_to("headers", "IdempotentReplayed") });
         }
@@ -462,7 +463,7 @@ impl Operation {
         let mut responses = Map::new();
         responses.insert(status.to_string(), ok);
         let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
-        for code in self.codes(spec, config, in_table) {
+        for code in self.codes(spec, config, served) {
             by_status.entry(code.status()).or_default().push(code);
         }
         for (status, codes) in by_status {
@@ -471,6 +472,28 @@ impl Operation {
         out.insert("responses".into(), Value::Object(responses));
         Value::Object(out)
     }
+}
+
+/// How a route is served, for what the document says of it.
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    /// By an adapter from the table (which checks `Content-Length` and the
+    /// body limit first), not by a server's own handler.
+    by_adapter: bool,
+    /// Whether the idempotency layer runs on idempotent routes
+    /// ([`Api::idempotent_routes`]).
+    idempotency: bool,
+}
+
+impl Served {
+    const TABLE: Self = Self {
+        by_adapter: true,
+        idempotency: true,
+    };
+    const OUTSIDE: Self = Self {
+        by_adapter: false,
+        idempotency: false,
+    };
 }
 
 /// The error response of one status: the error envelope with `code` one
@@ -567,6 +590,10 @@ impl Api {
     /// mount prefix, with `servers`.
     pub fn openapi(&self, servers: &[Server]) -> Value {
         let config = self.sentri.config();
+        let served = Served {
+            by_adapter: true,
+            idempotency: self.idempotent_routes,
+        };
         let mut doc = skeleton(config, servers);
         for spec in self.routes() {
             let fallback;
@@ -582,7 +609,7 @@ impl Api {
                 &mut doc,
                 spec.method(),
                 &path,
-                op.render(spec, config, true),
+                op.render(spec, config, served),
             );
         }
         let mut tags: Vec<&str> = Vec::new();
@@ -612,7 +639,7 @@ pub fn add_route(
     let spec = RouteSpec::new(id.to_owned(), method.clone(), path.to_owned(), |_| {
         Box::pin(async { super::not_found_response() })
     });
-    add_operation(doc, method, path, op.render(&spec, config, false));
+    add_operation(doc, method, path, op.render(&spec, config, Served::OUTSIDE));
     let mut tags: Vec<String> = doc["tags"]
         .as_array()
         .map(|t| {
