@@ -233,12 +233,9 @@ pub(super) fn operation(route: Route, config: &Config) -> Operation {
         Route::Refresh => {
             let (tokens, example) = tokens(config);
             let (body, body_example) = refresh_body();
-            let mut errors = vec![
-                E::TokenInvalid,
-                E::TokenExpired,
-                E::ServiceUnavailable,
-                E::UserNotFound,
-            ];
+            // A spent, revoked, expired or unknown refresh token alike is
+            // TOKEN_INVALID; a cookie is CSRF-checked.
+            let mut errors = vec![E::TokenInvalid, E::ServiceUnavailable];
             if !refresh_in_body(config) {
                 errors.extend([E::Unauthorized, E::Forbidden]);
             }
@@ -262,13 +259,15 @@ pub(super) fn operation(route: Route, config: &Config) -> Operation {
             .credentials(Credentials::RefreshOrAccess)
             .optional_request(body, body_example)
             .response(200, "logged out")
+            // Without a refresh token, the access token's session.
             .errors([
                 E::Unauthorized,
                 E::TokenInvalid,
                 E::TokenExpired,
-                E::Forbidden,
                 E::ServiceUnavailable,
             ])
+            // A cookie is CSRF-checked.
+            .errors((!refresh_in_body(config)).then_some(E::Forbidden))
         }
         Route::LogoutAll => {
             Operation::new("End every session of the caller; clears cookies", "sessions")
