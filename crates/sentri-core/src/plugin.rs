@@ -261,6 +261,6 @@ pub(crate) fn setup_all(
         plugin.setup(&mut setup)?;
     }
     #[cfg(feature = "http")]
-    crate::http::check_plugin_routes(&parts.routes)?;
+    crate::http::check_plugin_routes(config, &parts.routes)?;
     Ok((parts, subscribers))
 }

@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use sentri_axum::CatchPanicLayer;
-use sentri_core::http::{envelope_response, error_response};
+use sentri_core::http::{Api, envelope_response, error_response};
 use sentri_core::store::ThrottleStore;
 use sentri_core::{Error, ErrorCode, Sentri};
 use sentri_redis::RedisStore;
@@ -34,19 +34,24 @@ pub struct AppState {
     sentri: Sentri,
     store: Arc<SeaOrmStore>,
     redis: Option<Arc<RedisStore>>,
+    api: Api,
     openapi: Arc<[u8]>,
 }
 
 impl AppState {
-    /// State over the services and the SQL store they use.
+    /// State over the services and the SQL store they use. The auth
+    /// routes are the route table of one [`Api`] under [`AUTH_PREFIX`]:
+    /// the adapters mount it and `/openapi.json` documents it.
     pub fn new(sentri: Sentri, store: Arc<SeaOrmStore>) -> Self {
-        let openapi = serde_json::to_vec(&crate::openapi::document(sentri.config()))
+        let api = Api::new(sentri.clone(), AUTH_PREFIX);
+        let openapi = serde_json::to_vec(&crate::openapi::document(&api))
             .unwrap_or_default()
             .into();
         Self {
             sentri,
             store,
             redis: None,
+            api,
             openapi,
         }
     }
@@ -62,6 +67,11 @@ impl AppState {
     pub fn sentri(&self) -> &Sentri {
         &self.sentri
     }
+
+    /// The auth routes (under [`AUTH_PREFIX`]), as served and documented.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// The whole application: auth routes under [`AUTH_PREFIX`], the server's
@@ -71,7 +81,7 @@ impl AppState {
 /// # Errors
 /// [`ServerError::Settings`] when the adapter rejects the settings.
 pub fn app(state: AppState, settings: &Settings) -> Result<Router, ServerError> {
-    let auth = crate::auth::router(state.sentri.clone(), settings)?;
+    let auth = crate::auth::router(state.api(), settings)?;
     let catch_panic = CatchPanicLayer::new(&state.sentri);
     Ok(server_routes(state)
         .nest(AUTH_PREFIX, auth)

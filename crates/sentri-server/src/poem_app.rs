@@ -25,7 +25,10 @@ fn to_poem(res: http::Response<bytes::Bytes>) -> Response {
 /// and the access log.
 pub fn app(state: AppState) -> impl Endpoint {
     let catch_panic = sentri_poem::catch_panic(state.sentri());
-    let mut route = Route::new().nest(AUTH_PREFIX, sentri_poem::routes(state.sentri().clone()));
+    let mut route = Route::new().nest(
+        AUTH_PREFIX,
+        sentri_poem::routes_with(state.api().with_prefix("")),
+    );
     for server_route in ServerRoute::ALL {
         let state = state.clone();
         let endpoint = get(make(move |_| {

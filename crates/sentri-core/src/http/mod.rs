@@ -45,7 +45,7 @@
 //! | `POST /logout-all` | access; clears cookies |
 //! | `GET /me`, `PUT /me/identifier`, `PUT /me/password` | access; the `PUT`s are idempotent |
 //! | `GET /sessions`, `DELETE /sessions/{id}` | access |
-//! | `POST`/`DELETE /users/{userId}/roles` | access + the admin role; the `POST` is idempotent |
+//! | `POST`/`DELETE /users/{userId}/roles` | access + the admin role; idempotent |
 //! | `GET /keys` | the JWKS (RFC 7517 JSON, not the envelope); 404 for HMAC |
 //!
 //! `*` left out when the refresh token travels in a cookie.
@@ -75,6 +75,7 @@ mod body;
 mod cookies;
 pub mod guard;
 mod idempotency;
+pub mod openapi;
 mod response;
 mod routes;
 mod table;
@@ -351,7 +352,7 @@ impl Api {
     /// The prefix is the default path of the refresh cookie.
     pub fn new(sentri: Sentri, prefix: &str) -> Self {
         let table = table::RouteTable::new(
-            routes::builtin_routes()
+            routes::builtin_routes(sentri.config())
                 .into_iter()
                 .chain(sentri.plugin_routes().cloned())
                 .collect(),
@@ -438,8 +439,11 @@ impl Api {
 
 /// Check that the plugins' routes fit the table of the built-in routes
 /// and of each other (at `SentriBuilder::build`).
-pub(crate) fn check_plugin_routes(routes: &[(&'static str, RouteSpec)]) -> Result<()> {
-    let mut table = table::RouteTable::new(routes::builtin_routes());
+pub(crate) fn check_plugin_routes(
+    config: &crate::Config,
+    routes: &[(&'static str, RouteSpec)],
+) -> Result<()> {
+    let mut table = table::RouteTable::new(routes::builtin_routes(config));
     for (plugin, spec) in routes {
         table = table.with(spec.clone()).map_err(|err| {
             crate::Error::with_message(

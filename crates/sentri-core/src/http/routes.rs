@@ -18,6 +18,7 @@ use super::response::{
 };
 use super::table::{PathParams, RouteAuth, RouteContext, RouteFuture, RouteMiss, RouteSpec};
 use super::{Api, Authenticated, Request, Route, caller_scope};
+use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::UnhandledKind;
 use crate::model::{SessionId, UserId};
@@ -39,7 +40,8 @@ fn render(result: Result<Response<Bytes>>) -> Response<Bytes> {
 
 /// The built-in routes of SPEC §6 as specs of the route table, in the
 /// order of [`Route::ALL`].
-pub(crate) fn builtin_routes() -> Vec<RouteSpec> {
+/// Each carries its OpenAPI operation as `config` makes it behave.
+pub(crate) fn builtin_routes(config: &Config) -> Vec<RouteSpec> {
     fn spec<F>(route: Route, handler: F) -> RouteSpec
     where
         F: for<'a> Fn(RouteContext<'a>) -> RouteFuture<'a> + Send + Sync + 'static,
@@ -90,6 +92,11 @@ pub(crate) fn builtin_routes() -> Vec<RouteSpec> {
         .idempotent(true),
         spec(Route::Keys, |cx| Box::pin(cx.api.keys())),
     ];
+    let routes: Vec<RouteSpec> = routes
+        .into_iter()
+        .zip(Route::ALL)
+        .map(|(spec, route)| spec.operation(super::openapi::builtin_operation(route, config)))
+        .collect();
     debug_assert!(
         routes
             .iter()

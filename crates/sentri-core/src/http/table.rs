@@ -41,6 +41,7 @@ use futures_util::future::BoxFuture;
 use http::header::HeaderValue;
 use http::{Method, Response};
 
+use super::openapi::Operation;
 use super::{Api, Authenticated, Request, Route};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -142,7 +143,8 @@ impl<'a> RouteContext<'a> {
 
 /// One route of the table: method, path template (parameters as
 /// `{name}`), whether it is idempotent, what authentication it needs, an
-/// optional guard and its handler. Cheap to clone.
+/// optional guard, its handler and its OpenAPI [`Operation`]. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct RouteSpec {
     id: Cow<'static, str>,
@@ -153,6 +155,7 @@ pub struct RouteSpec {
     guard: Option<Arc<GuardFn>>,
     handler: Arc<HandlerFn>,
     builtin: Option<Route>,
+    operation: Option<Arc<Operation>>,
 }
 
 impl fmt::Debug for RouteSpec {
@@ -163,6 +166,7 @@ impl fmt::Debug for RouteSpec {
             .field("path", &self.path)
             .field("idempotent", &self.idempotent)
             .field("auth", &self.auth)
+            .field("documented", &self.operation.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +192,7 @@ impl RouteSpec {
             guard: None,
             handler: Arc::new(handler),
             builtin: None,
+            operation: None,
         }
     }
 
@@ -217,6 +222,19 @@ impl RouteSpec {
     {
         self.guard = Some(Arc::new(guard));
         self
+    }
+
+    /// The OpenAPI description of the route ([`Api::openapi`]); without
+    /// one the document lists the route with its id as summary.
+    #[must_use]
+    pub fn operation(mut self, operation: Operation) -> Self {
+        self.operation = Some(Arc::new(operation));
+        self
+    }
+
+    /// The OpenAPI description of the route, if it has one.
+    pub fn openapi_operation(&self) -> Option<&Operation> {
+        self.operation.as_deref()
     }
 
     pub(crate) fn builtin(mut self, route: Route) -> Self {

@@ -20,7 +20,12 @@ fn post(path: &str, body: Value) -> Request {
 }
 
 fn builtin_table() -> table::RouteTable {
-    table::RouteTable::new(routes::builtin_routes())
+    let config = crate::Config::builder()
+        .hs256("an HMAC secret of at least thirty-two bytes")
+        .valid_roles(["user", "admin"])
+        .build()
+        .unwrap();
+    table::RouteTable::new(routes::builtin_routes(&config))
 }
 
 #[test]

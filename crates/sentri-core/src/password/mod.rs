@@ -271,6 +271,18 @@ impl PasswordPolicy {
             .max(1)
     }
 
+    /// The minimum length of a new password in force, in characters
+    /// ([`PasswordPolicy::min_length`]).
+    pub fn new_password_min_chars(&self) -> usize {
+        self.min_length
+    }
+
+    /// The maximum length of a new password in force, in bytes of UTF-8
+    /// ([`PasswordPolicy::max_bytes`]).
+    pub fn new_password_max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The bound of [`PasswordPolicy::max_wait`].
     pub fn wait_bound(&self) -> Duration {
         self.max_wait

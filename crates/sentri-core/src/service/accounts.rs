@@ -16,8 +16,10 @@ use crate::service::inputs::{
 use crate::store::{Revocation, StoreErrorKind};
 use crate::tokens::AuthMethod;
 
-const MAX_NAME_CHARS: usize = 100;
-const MAX_LOGIN_PASSWORD_BYTES: usize = 4096;
+/// The longest display name, in characters.
+pub(crate) const MAX_NAME_CHARS: usize = 100;
+/// The longest password a login (or a current-password check) accepts.
+pub(crate) const MAX_LOGIN_PASSWORD_BYTES: usize = 4096;
 
 fn user_not_found() -> Error {
     Error::new(ErrorCode::UserNotFound)

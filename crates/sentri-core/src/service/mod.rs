@@ -5,6 +5,8 @@
 //! rules live here, so both adapters behave identically.
 
 mod accounts;
+#[cfg(feature = "http")]
+pub(crate) use accounts::{MAX_LOGIN_PASSWORD_BYTES, MAX_NAME_CHARS};
 mod inputs;
 mod sessions;
 
