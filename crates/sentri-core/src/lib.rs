@@ -86,8 +86,6 @@ pub mod one_time;
 pub mod password;
 mod service;
 pub mod store;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod throttle;
 pub mod tokens;
 mod verified;

@@ -6,8 +6,8 @@ mod common;
 
 use common::test_store;
 
-sentri_core::idempotency_store_tests!(test_store());
-sentri_core::throttle_store_tests!(test_store());
+sentri_testkit::idempotency_store_tests!(test_store());
+sentri_testkit::throttle_store_tests!(test_store());
 
 /// The guard deletes what a store wrote under its prefix, and nothing else.
 #[tokio::test]

@@ -3,9 +3,9 @@
 
 mod common;
 
-sentri_core::user_store_tests!(common::mysql_store());
-sentri_core::session_store_tests!(common::mysql_store());
-sentri_core::key_store_tests!(common::mysql_store());
-sentri_core::idempotency_store_tests!(common::mysql_store());
-sentri_core::throttle_store_tests!(common::mysql_store());
-sentri_core::one_time_token_store_tests!(common::mysql_store());
+sentri_testkit::user_store_tests!(common::mysql_store());
+sentri_testkit::session_store_tests!(common::mysql_store());
+sentri_testkit::key_store_tests!(common::mysql_store());
+sentri_testkit::idempotency_store_tests!(common::mysql_store());
+sentri_testkit::throttle_store_tests!(common::mysql_store());
+sentri_testkit::one_time_token_store_tests!(common::mysql_store());

@@ -2,17 +2,17 @@
 //!
 //! Every store implementation — `sentri-memory`, `sentri-sea-orm` on each
 //! database, `sentri-redis`, and your own — runs the same checks, so they all
-//! keep the contract written in [`crate::store`]. There is one macro per
+//! keep the contract written in [`sentri_core::store`]. There is one macro per
 //! trait:
 //!
 //! | macro | trait(s) the store must implement | check functions |
 //! |---|---|---|
 //! | [`user_store_tests!`](crate::user_store_tests) | [`UserStore`] | [`users`] |
-//! | [`session_store_tests!`](crate::session_store_tests) | [`UserStore`] + [`SessionStore`](crate::store::SessionStore) | [`sessions`] |
-//! | [`key_store_tests!`](crate::key_store_tests) | [`KeyStore`](crate::store::KeyStore) | [`keys`] |
-//! | [`idempotency_store_tests!`](crate::idempotency_store_tests) | [`IdempotencyStore`](crate::store::IdempotencyStore) | [`idempotency`] |
-//! | [`throttle_store_tests!`](crate::throttle_store_tests) | [`ThrottleStore`](crate::store::ThrottleStore) | [`throttle`] |
-//! | [`one_time_token_store_tests!`](crate::one_time_token_store_tests) | [`OneTimeTokenStore`](crate::store::OneTimeTokenStore) | [`one_time`] |
+//! | [`session_store_tests!`](crate::session_store_tests) | [`UserStore`] + [`SessionStore`](sentri_core::store::SessionStore) | [`sessions`] |
+//! | [`key_store_tests!`](crate::key_store_tests) | [`KeyStore`](sentri_core::store::KeyStore) | [`keys`] |
+//! | [`idempotency_store_tests!`](crate::idempotency_store_tests) | [`IdempotencyStore`](sentri_core::store::IdempotencyStore) | [`idempotency`] |
+//! | [`throttle_store_tests!`](crate::throttle_store_tests) | [`ThrottleStore`](sentri_core::store::ThrottleStore) | [`throttle`] |
+//! | [`one_time_token_store_tests!`](crate::one_time_token_store_tests) | [`OneTimeTokenStore`](sentri_core::store::OneTimeTokenStore) | [`one_time`] |
 //!
 //! # Running the suite against your store
 //!
@@ -72,7 +72,7 @@
 //!   seconds (MySQL `DATETIME`), microseconds (PostgreSQL) or milliseconds
 //!   (Redis scores) all return them unchanged.
 //! - The idempotency checks for `lock_ttl` and `ttl` sleep for real (about
-//!   1.5 s each), because [`IdempotencyStore`](crate::store::IdempotencyStore)
+//!   1.5 s each), because [`IdempotencyStore`](sentri_core::store::IdempotencyStore)
 //!   reads the clock itself.
 //! - The concurrency checks start 8, 16 or (one-time tokens) 50 tokio tasks
 //!   together (behind a [`tokio::sync::Barrier`]) on the multi-threaded
@@ -87,8 +87,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
-use crate::model::{NewUser, PasswordHash, TokenHash, User, UserId};
-use crate::store::{StoreErrorKind, StoreResult, UserStore};
+use sentri_core::model::{NewUser, PasswordHash, TokenHash, User, UserId};
+use sentri_core::store::{StoreErrorKind, StoreResult, UserStore};
 
 pub mod idempotency;
 pub mod keys;
@@ -215,7 +215,7 @@ macro_rules! __sentri_conformance {
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $check() {
                     let store = ::std::sync::Arc::new(($factory).await);
-                    $crate::testkit::$checks::$check(store).await;
+                    $crate::$checks::$check(store).await;
                 }
             )+
         }
@@ -226,7 +226,7 @@ macro_rules! __sentri_conformance {
 ///
 /// `sentri_core::user_store_tests!(async { MyStore::new() });` expands to a
 /// module `user_store_conformance` with one tokio test per check of
-/// [`testkit::users`](crate::testkit::users). The expression is evaluated
+/// [`testkit::users`](crate::users). The expression is evaluated
 /// anew for every test and must be a future of the store (`async { … }` or a
 /// call of an `async fn`).
 #[macro_export]
@@ -255,13 +255,13 @@ macro_rules! user_store_tests {
     };
 }
 
-/// The [`SessionStore`](crate::store::SessionStore) conformance suite.
+/// The [`SessionStore`](sentri_core::store::SessionStore) conformance suite.
 ///
 /// `sentri_core::session_store_tests!(async { MyStore::new() });` expands to
 /// a module `session_store_conformance` with one tokio test per check of
-/// [`testkit::sessions`](crate::testkit::sessions). The store must implement
+/// [`testkit::sessions`](crate::sessions). The store must implement
 /// [`UserStore`] too: sessions belong to users, and
-/// [`find_active_session`](crate::store::SessionStore::find_active_session)
+/// [`find_active_session`](sentri_core::store::SessionStore::find_active_session)
 /// joins them.
 #[macro_export]
 macro_rules! session_store_tests {
@@ -295,11 +295,11 @@ macro_rules! session_store_tests {
     };
 }
 
-/// The [`KeyStore`](crate::store::KeyStore) conformance suite.
+/// The [`KeyStore`](sentri_core::store::KeyStore) conformance suite.
 ///
 /// `sentri_core::key_store_tests!(async { MyStore::new() });` expands to a
 /// module `key_store_conformance` with one tokio test per check of
-/// [`testkit::keys`](crate::testkit::keys).
+/// [`testkit::keys`](crate::keys).
 #[macro_export]
 macro_rules! key_store_tests {
     ($factory:expr $(,)?) => {
@@ -321,11 +321,11 @@ macro_rules! key_store_tests {
     };
 }
 
-/// The [`IdempotencyStore`](crate::store::IdempotencyStore) conformance suite.
+/// The [`IdempotencyStore`](sentri_core::store::IdempotencyStore) conformance suite.
 ///
 /// `sentri_core::idempotency_store_tests!(async { MyStore::new() });` expands
 /// to a module `idempotency_store_conformance` with one tokio test per check
-/// of [`testkit::idempotency`](crate::testkit::idempotency).
+/// of [`testkit::idempotency`](crate::idempotency).
 #[macro_export]
 macro_rules! idempotency_store_tests {
     ($factory:expr $(,)?) => {
@@ -353,11 +353,11 @@ macro_rules! idempotency_store_tests {
     };
 }
 
-/// The [`ThrottleStore`](crate::store::ThrottleStore) conformance suite.
+/// The [`ThrottleStore`](sentri_core::store::ThrottleStore) conformance suite.
 ///
 /// `sentri_core::throttle_store_tests!(async { MyStore::new() });` expands to
 /// a module `throttle_store_conformance` with one tokio test per check of
-/// [`testkit::throttle`](crate::testkit::throttle).
+/// [`testkit::throttle`](crate::throttle).
 #[macro_export]
 macro_rules! throttle_store_tests {
     ($factory:expr $(,)?) => {
@@ -386,12 +386,12 @@ macro_rules! throttle_store_tests {
     };
 }
 
-/// The [`OneTimeTokenStore`](crate::store::OneTimeTokenStore) conformance
+/// The [`OneTimeTokenStore`](sentri_core::store::OneTimeTokenStore) conformance
 /// suite.
 ///
 /// `sentri_core::one_time_token_store_tests!(async { MyStore::new() });`
 /// expands to a module `one_time_token_store_conformance` with one tokio
-/// test per check of [`testkit::one_time`](crate::testkit::one_time).
+/// test per check of [`testkit::one_time`](crate::one_time).
 #[macro_export]
 macro_rules! one_time_token_store_tests {
     ($factory:expr $(,)?) => {
