@@ -1,4 +1,5 @@
-//! The `sentri-core` store conformance suite, run against [`MemoryStore`].
+//! The store conformance suite of `sentri-testkit`, run against
+//! [`MemoryStore`].
 //!
 //! Each check gets a fresh store; the `shared_store` module runs the whole
 //! suite again on one store that every check shares (clones of a

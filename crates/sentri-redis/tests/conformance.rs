@@ -1,4 +1,4 @@
-//! The `sentri-core` conformance suites against the shared Redis at
+//! The `sentri-testkit` conformance suites against the shared Redis at
 //! 127.0.0.1:6379, each check under its own random key prefix (deleted when
 //! the check ends).
 

@@ -1,5 +1,5 @@
-//! The store conformance suite of sentri-core on postgres, one fresh database
-//! per test, plus the backend's own checks.
+//! The store conformance suite of sentri-testkit on postgres, one fresh
+//! database per test, plus the backend's own checks.
 
 mod common;
 
