@@ -8,7 +8,7 @@
 //! (`sentri-axum`, `sentri-poem`) translate HTTP to these calls; the stores
 //! (`sentri-memory`, `sentri-sea-orm`, `sentri-redis`) implement the traits
 //! of [`store`]. An application may also use this crate alone, with a store
-//! of its own (the `testkit` feature checks it).
+//! of its own (the conformance suite of `sentri-testkit` checks it).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -52,7 +52,9 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testkit` | [`testkit`]: the conformance suite every store runs |
+//! | `http` | [`http`]: the framework-free HTTP surface the web adapters call |
+//! | `jwks-http` | [`client::HttpJwksSource`]: fetch a JWKS over HTTP (client mode) |
+//! | `rustls` | HTTPS for `jwks-http`, with rustls |
 //!
 //! ## Where things live
 //!
@@ -87,8 +89,6 @@ pub mod password;
 pub mod plugin;
 mod service;
 pub mod store;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod throttle;
 pub mod tokens;
 mod verified;

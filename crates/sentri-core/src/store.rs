@@ -8,8 +8,8 @@
 //! [`StoreErrorKind`].
 //!
 //! The traits are object-safe and held as `Arc<dyn …>`, so a server can pick
-//! its backend at run time. `sentri-core`'s `testkit` feature has a
-//! conformance suite that every implementation runs.
+//! its backend at run time. The `sentri-testkit` crate has a conformance
+//! suite that every implementation runs.
 //!
 //! Times are passed in by the caller (`now`), never read by the store, so the
 //! services (and tests) decide what "now" is.
@@ -584,7 +584,7 @@ pub trait ThrottleStore: Send + Sync + 'static {
 /// # Example
 ///
 /// A complete store: a map under one lock. (`sentri-memory` adds an index
-/// by user; the conformance suite, `sentri_core::one_time_token_store_tests!`,
+/// by user; the conformance suite, `sentri_testkit::one_time_token_store_tests!`,
 /// checks any implementation.)
 ///
 /// ```

@@ -67,20 +67,20 @@
 //!
 //! # Conformance
 //!
-//! This crate runs the whole `sentri-core` conformance suite (feature
-//! `testkit` of `sentri-core`) in `tests/conformance.rs`, once with a fresh
+//! This crate runs the whole store conformance suite of `sentri-testkit` in
+//! `tests/conformance.rs`, once with a fresh
 //! store per check and once with one store shared by every check:
 //!
 //! ```
 //! // tests/conformance.rs
 //! use sentri_memory::MemoryStore;
 //!
-//! sentri_core::user_store_tests!(async { MemoryStore::new() });
-//! sentri_core::session_store_tests!(async { MemoryStore::new() });
-//! sentri_core::key_store_tests!(async { MemoryStore::new() });
-//! sentri_core::idempotency_store_tests!(async { MemoryStore::new() });
-//! sentri_core::throttle_store_tests!(async { MemoryStore::new() });
-//! sentri_core::one_time_token_store_tests!(async { MemoryStore::new() });
+//! sentri_testkit::user_store_tests!(async { MemoryStore::new() });
+//! sentri_testkit::session_store_tests!(async { MemoryStore::new() });
+//! sentri_testkit::key_store_tests!(async { MemoryStore::new() });
+//! sentri_testkit::idempotency_store_tests!(async { MemoryStore::new() });
+//! sentri_testkit::throttle_store_tests!(async { MemoryStore::new() });
+//! sentri_testkit::one_time_token_store_tests!(async { MemoryStore::new() });
 //! # fn main() {}
 //! ```
 #![deny(missing_docs)]

@@ -1,4 +1,5 @@
-//! The `sentri-core` store conformance suite, run against [`MemoryStore`].
+//! The store conformance suite of `sentri-testkit`, run against
+//! [`MemoryStore`].
 //!
 //! Each check gets a fresh store; the `shared_store` module runs the whole
 //! suite again on one store that every check shares (clones of a
@@ -8,12 +9,12 @@ use std::sync::OnceLock;
 
 use sentri_memory::MemoryStore;
 
-sentri_core::user_store_tests!(async { MemoryStore::new() });
-sentri_core::session_store_tests!(async { MemoryStore::new() });
-sentri_core::key_store_tests!(async { MemoryStore::new() });
-sentri_core::idempotency_store_tests!(async { MemoryStore::new() });
-sentri_core::throttle_store_tests!(async { MemoryStore::new() });
-sentri_core::one_time_token_store_tests!(async { MemoryStore::new() });
+sentri_testkit::user_store_tests!(async { MemoryStore::new() });
+sentri_testkit::session_store_tests!(async { MemoryStore::new() });
+sentri_testkit::key_store_tests!(async { MemoryStore::new() });
+sentri_testkit::idempotency_store_tests!(async { MemoryStore::new() });
+sentri_testkit::throttle_store_tests!(async { MemoryStore::new() });
+sentri_testkit::one_time_token_store_tests!(async { MemoryStore::new() });
 
 /// A handle to the one store of the `shared_store` checks.
 fn shared() -> MemoryStore {
@@ -24,10 +25,10 @@ fn shared() -> MemoryStore {
 mod shared_store {
     use super::shared;
 
-    sentri_core::user_store_tests!(async { shared() });
-    sentri_core::session_store_tests!(async { shared() });
-    sentri_core::key_store_tests!(async { shared() });
-    sentri_core::idempotency_store_tests!(async { shared() });
-    sentri_core::throttle_store_tests!(async { shared() });
-    sentri_core::one_time_token_store_tests!(async { shared() });
+    sentri_testkit::user_store_tests!(async { shared() });
+    sentri_testkit::session_store_tests!(async { shared() });
+    sentri_testkit::key_store_tests!(async { shared() });
+    sentri_testkit::idempotency_store_tests!(async { shared() });
+    sentri_testkit::throttle_store_tests!(async { shared() });
+    sentri_testkit::one_time_token_store_tests!(async { shared() });
 }

@@ -111,7 +111,7 @@
 //!
 //! # Conformance
 //!
-//! `tests/conformance.rs` runs the `sentri-core` conformance suites
+//! `tests/conformance.rs` runs the `sentri-testkit` conformance suites
 //! (`idempotency_store_tests!`, `throttle_store_tests!`) against a real
 //! Redis, each check under its own random key prefix.
 #![deny(missing_docs)]

@@ -1,4 +1,4 @@
-//! The `sentri-core` conformance suites against the shared Redis at
+//! The `sentri-testkit` conformance suites against the shared Redis at
 //! 127.0.0.1:6379, each check under its own random key prefix (deleted when
 //! the check ends).
 
@@ -6,8 +6,8 @@ mod common;
 
 use common::test_store;
 
-sentri_core::idempotency_store_tests!(test_store());
-sentri_core::throttle_store_tests!(test_store());
+sentri_testkit::idempotency_store_tests!(test_store());
+sentri_testkit::throttle_store_tests!(test_store());
 
 /// The guard deletes what a store wrote under its prefix, and nothing else.
 #[tokio::test]

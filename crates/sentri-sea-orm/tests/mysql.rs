@@ -1,11 +1,11 @@
-//! The store conformance suite of sentri-core on mysql, one fresh database
-//! per test, plus the backend's own checks.
+//! The store conformance suite of sentri-testkit on mysql, one fresh
+//! database per test, plus the backend's own checks.
 
 mod common;
 
-sentri_core::user_store_tests!(common::mysql_store());
-sentri_core::session_store_tests!(common::mysql_store());
-sentri_core::key_store_tests!(common::mysql_store());
-sentri_core::idempotency_store_tests!(common::mysql_store());
-sentri_core::throttle_store_tests!(common::mysql_store());
-sentri_core::one_time_token_store_tests!(common::mysql_store());
+sentri_testkit::user_store_tests!(common::mysql_store());
+sentri_testkit::session_store_tests!(common::mysql_store());
+sentri_testkit::key_store_tests!(common::mysql_store());
+sentri_testkit::idempotency_store_tests!(common::mysql_store());
+sentri_testkit::throttle_store_tests!(common::mysql_store());
+sentri_testkit::one_time_token_store_tests!(common::mysql_store());

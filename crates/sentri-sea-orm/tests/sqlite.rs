@@ -1,14 +1,14 @@
-//! The store conformance suite of sentri-core on sqlite, one fresh database
-//! per test, plus the backend's own checks.
+//! The store conformance suite of sentri-testkit on sqlite, one fresh
+//! database per test, plus the backend's own checks.
 
 mod common;
 
-sentri_core::user_store_tests!(common::sqlite_store());
-sentri_core::session_store_tests!(common::sqlite_store());
-sentri_core::key_store_tests!(common::sqlite_store());
-sentri_core::idempotency_store_tests!(common::sqlite_store());
-sentri_core::throttle_store_tests!(common::sqlite_store());
-sentri_core::one_time_token_store_tests!(common::sqlite_store());
+sentri_testkit::user_store_tests!(common::sqlite_store());
+sentri_testkit::session_store_tests!(common::sqlite_store());
+sentri_testkit::key_store_tests!(common::sqlite_store());
+sentri_testkit::idempotency_store_tests!(common::sqlite_store());
+sentri_testkit::throttle_store_tests!(common::sqlite_store());
+sentri_testkit::one_time_token_store_tests!(common::sqlite_store());
 
 /// A session row of a release before `sentri_sessions.amr` (the column is
 /// `NULL`) was opened by a password login: it reads as `["pwd"]`, so its

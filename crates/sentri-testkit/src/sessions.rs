@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{
+use sentri_core::model::{
     ActiveSession, NewSession, Rotation, Session, SessionId, TokenHash, User, UserId,
 };
-use crate::store::{ROTATION_HISTORY, SessionStore, StoreErrorKind, UserStore};
+use sentri_core::store::{ROTATION_HISTORY, SessionStore, StoreErrorKind, UserStore};
 
 use super::{create_user, era_2001, expect_err, now, ok, plus, race, token_hash};
 
@@ -76,6 +76,7 @@ fn describe(rotation: &Rotation) -> &'static str {
         Rotation::Reused => "Reused",
         Rotation::Mismatch => "Mismatch",
         Rotation::Missing => "Missing",
+        _ => "an outcome this kit does not know",
     }
 }
 

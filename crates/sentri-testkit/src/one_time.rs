@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{TokenHash, UserId};
-use crate::one_time::{OneTimePayload, OneTimeRecord, TokenPurpose};
-use crate::store::{OneTimeTokenStore, StoreErrorKind};
+use sentri_core::model::{TokenHash, UserId};
+use sentri_core::one_time::{OneTimePayload, OneTimeRecord, TokenPurpose};
+use sentri_core::store::{OneTimeTokenStore, StoreErrorKind};
 
 use super::{era_2001, expect_err, now, ok, plus, race, token_hash};
 

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
-use crate::store::IdempotencyStore;
+use sentri_core::model::{IdempotencyBegin, IdempotencyLease, StoredResponse};
+use sentri_core::store::IdempotencyStore;
 
 use super::{ok, race, unique};
 
@@ -54,6 +54,7 @@ fn describe(begin: &IdempotencyBegin) -> &'static str {
         IdempotencyBegin::InProgress => "InProgress",
         IdempotencyBegin::Completed(_) => "Completed",
         IdempotencyBegin::Mismatch => "Mismatch",
+        _ => "an outcome this kit does not know",
     }
 }
 

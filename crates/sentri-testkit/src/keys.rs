@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::model::KeyRecord;
-use crate::store::KeyStore;
+use sentri_core::model::KeyRecord;
+use sentri_core::store::KeyStore;
 
 use super::{era_2001, now, ok, plus, race};
 

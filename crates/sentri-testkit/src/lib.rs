@@ -1,61 +1,74 @@
-//! The store conformance suite (feature `testkit`, F-34).
+//! The store conformance suite of sentri (F-34): one set of checks that
+//! every implementation of the [`sentri_core::store`] traits runs, so that
+//! `sentri-memory`, `sentri-sea-orm` on each database, `sentri-redis` and
+//! your own store all keep the same contract (unique identifiers, atomic
+//! refresh rotation, compare-and-set updates, single-use tokens, …).
 //!
-//! Every store implementation — `sentri-memory`, `sentri-sea-orm` on each
-//! database, `sentri-redis`, and your own — runs the same checks, so they all
-//! keep the contract written in [`crate::store`]. There is one macro per
-//! trait:
-//!
-//! | macro | trait(s) the store must implement | check functions |
-//! |---|---|---|
-//! | [`user_store_tests!`](crate::user_store_tests) | [`UserStore`] | [`users`] |
-//! | [`session_store_tests!`](crate::session_store_tests) | [`UserStore`] + [`SessionStore`](crate::store::SessionStore) | [`sessions`] |
-//! | [`key_store_tests!`](crate::key_store_tests) | [`KeyStore`](crate::store::KeyStore) | [`keys`] |
-//! | [`idempotency_store_tests!`](crate::idempotency_store_tests) | [`IdempotencyStore`](crate::store::IdempotencyStore) | [`idempotency`] |
-//! | [`throttle_store_tests!`](crate::throttle_store_tests) | [`ThrottleStore`](crate::store::ThrottleStore) | [`throttle`] |
-//! | [`one_time_token_store_tests!`](crate::one_time_token_store_tests) | [`OneTimeTokenStore`](crate::store::OneTimeTokenStore) | [`one_time`] |
-//!
-//! # Running the suite against your store
-//!
-//! Enable the feature in your store crate's dev-dependencies, together with
-//! tokio's test macros:
+//! Store authors depend on `sentri-core` for the traits and take this crate
+//! as a dev-dependency; nothing in it is needed at run time.
 //!
 //! ```toml
 //! [dev-dependencies]
-//! sentri-core = { version = "0.1", features = ["testkit"] }
-//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! sentri-testkit = "0.1"
 //! ```
 //!
-//! and write one macro call per trait in `tests/conformance.rs`. The argument
-//! is an expression that evaluates to a future of the store (an `async`
-//! block); it is evaluated anew for every check, so a SQL backend can hand
-//! each check a fresh schema:
+//! Then one macro call per trait in `tests/conformance.rs` runs every check
+//! as a test of its own. The argument is an expression that evaluates to a
+//! future of the store (an `async` block or a call of an `async fn`); it is
+//! evaluated anew for every check, so a SQL backend can hand each check a
+//! fresh schema:
 //!
-//! ```ignore
-//! // tests/conformance.rs of a store crate
-//! async fn store() -> my_store::MyStore {
-//!     my_store::MyStore::connect("postgres://localhost/sentri_test").await.unwrap()
+//! ```
+//! // tests/conformance.rs of your store crate
+//! # use sentri_memory::MemoryStore as MyStore; // your store here
+//! async fn store() -> MyStore {
+//!     // e.g. `MyStore::connect("postgres://127.0.0.1/test").await.unwrap()`
+//!     MyStore::new()
 //! }
 //!
-//! sentri_core::user_store_tests!(store());
-//! sentri_core::session_store_tests!(store());
-//! sentri_core::key_store_tests!(store());
-//! sentri_core::idempotency_store_tests!(async { my_store::MyStore::in_memory() });
-//! sentri_core::throttle_store_tests!(async { my_store::MyStore::in_memory() });
-//! sentri_core::one_time_token_store_tests!(store());
+//! sentri_testkit::user_store_tests!(store());
+//! sentri_testkit::session_store_tests!(store());
+//! sentri_testkit::key_store_tests!(store());
+//! sentri_testkit::idempotency_store_tests!(async { MyStore::new() });
+//! sentri_testkit::throttle_store_tests!(async { MyStore::new() });
+//! sentri_testkit::one_time_token_store_tests!(store());
+//! # fn main() {}
 //! ```
 //!
-//! Each macro expands to a module (`user_store_conformance`, …) holding one
-//! `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per check,
-//! so `cargo test` names the check that failed, e.g.
-//! `user_store_conformance::concurrent_create_user`. Each test wraps the
-//! store in an [`Arc`] and calls the check function of the
-//! same name, which panics with a message naming the broken rule. You can
-//! also call the check functions yourself from any multi-threaded tokio
-//! runtime; they accept unsized stores too, e.g. an `Arc<dyn UserStore>`:
+//! `cargo test` then names the check that failed, e.g.
+//! `user_store_conformance::concurrent_create_user`. Call only the macros of
+//! the traits your store implements.
 //!
-//! ```ignore
-//! let store: Arc<dyn UserStore> = Arc::new(my_store);
-//! sentri_core::testkit::users::concurrent_create_user(store).await;
+//! # The macros
+//!
+//! | macro | trait(s) the store must implement | check functions |
+//! |---|---|---|
+//! | [`user_store_tests!`] | [`UserStore`] | [`users`] |
+//! | [`session_store_tests!`] | [`UserStore`] + [`SessionStore`](sentri_core::store::SessionStore) | [`sessions`] |
+//! | [`key_store_tests!`] | [`KeyStore`](sentri_core::store::KeyStore) | [`keys`] |
+//! | [`idempotency_store_tests!`] | [`IdempotencyStore`](sentri_core::store::IdempotencyStore) | [`idempotency`] |
+//! | [`throttle_store_tests!`] | [`ThrottleStore`](sentri_core::store::ThrottleStore) | [`throttle`] |
+//! | [`one_time_token_store_tests!`] | [`OneTimeTokenStore`](sentri_core::store::OneTimeTokenStore) | [`one_time`] |
+//!
+//! Each macro expands to a module (`user_store_conformance`, …) holding one
+//! `#[test]` per check. Each test runs on a fresh multi-threaded tokio
+//! runtime with 4 workers ([`run`]), wraps the store in an [`Arc`] and calls
+//! the check function of the same name, which panics with a message naming
+//! the broken rule. The expansion refers to this crate only, so the calling
+//! crate needs no tokio of its own.
+//!
+//! You can also call the check functions yourself, from [`run`] or any
+//! multi-threaded tokio runtime; they accept unsized stores too, e.g. an
+//! `Arc<dyn UserStore>`:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use sentri_core::store::UserStore;
+//! use sentri_memory::MemoryStore;
+//!
+//! let store: Arc<dyn UserStore> = Arc::new(MemoryStore::new());
+//! sentri_testkit::run(sentri_testkit::users::concurrent_create_user(store));
 //! ```
 //!
 //! # What the checks assume
@@ -72,12 +85,13 @@
 //!   seconds (MySQL `DATETIME`), microseconds (PostgreSQL) or milliseconds
 //!   (Redis scores) all return them unchanged.
 //! - The idempotency checks for `lock_ttl` and `ttl` sleep for real (about
-//!   1.5 s each), because [`IdempotencyStore`](crate::store::IdempotencyStore)
+//!   1.5 s each), because [`IdempotencyStore`](sentri_core::store::IdempotencyStore)
 //!   reads the clock itself.
 //! - The concurrency checks start 8, 16 or (one-time tokens) 50 tokio tasks
 //!   together (behind a [`tokio::sync::Barrier`]) on the multi-threaded
 //!   runtime; a store that implements an atomic operation as
 //!   read-then-write fails them.
+#![deny(missing_docs)]
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -87,8 +101,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
-use crate::model::{NewUser, PasswordHash, TokenHash, User, UserId};
-use crate::store::{StoreErrorKind, StoreResult, UserStore};
+use sentri_core::model::{NewUser, PasswordHash, TokenHash, User, UserId};
+use sentri_core::store::{StoreErrorKind, StoreResult, UserStore};
 
 pub mod idempotency;
 pub mod keys;
@@ -101,6 +115,23 @@ pub mod users;
 pub(crate) fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp(now.timestamp(), 0).expect("the current time is representable")
+}
+
+/// Run `check` to completion on a fresh multi-threaded tokio runtime with 4
+/// worker threads and every driver enabled, as each test the macros expand
+/// to does.
+///
+/// # Panics
+///
+/// If the runtime cannot be built, and with the panic of `check` when a
+/// check fails.
+pub fn run<F: Future<Output = ()>>(check: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a multi-threaded tokio runtime for the conformance checks")
+        .block_on(check);
 }
 
 /// A time in the year 2001 (whole seconds), far before any "now" data of
@@ -212,10 +243,12 @@ macro_rules! __sentri_conformance {
         mod $module {
             use super::*;
             $(
-                #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    let store = ::std::sync::Arc::new(($factory).await);
-                    $crate::testkit::$checks::$check(store).await;
+                #[test]
+                fn $check() {
+                    $crate::run(async {
+                        let store = ::std::sync::Arc::new(($factory).await);
+                        $crate::$checks::$check(store).await;
+                    });
                 }
             )+
         }
@@ -224,9 +257,9 @@ macro_rules! __sentri_conformance {
 
 /// The [`UserStore`] conformance suite.
 ///
-/// `sentri_core::user_store_tests!(async { MyStore::new() });` expands to a
-/// module `user_store_conformance` with one tokio test per check of
-/// [`testkit::users`](crate::testkit::users). The expression is evaluated
+/// `sentri_testkit::user_store_tests!(async { MyStore::new() });` expands to a
+/// module `user_store_conformance` with one test per check of
+/// [`users`](crate::users). The expression is evaluated
 /// anew for every test and must be a future of the store (`async { … }` or a
 /// call of an `async fn`).
 #[macro_export]
@@ -255,13 +288,13 @@ macro_rules! user_store_tests {
     };
 }
 
-/// The [`SessionStore`](crate::store::SessionStore) conformance suite.
+/// The [`SessionStore`](sentri_core::store::SessionStore) conformance suite.
 ///
-/// `sentri_core::session_store_tests!(async { MyStore::new() });` expands to
-/// a module `session_store_conformance` with one tokio test per check of
-/// [`testkit::sessions`](crate::testkit::sessions). The store must implement
+/// `sentri_testkit::session_store_tests!(async { MyStore::new() });` expands to
+/// a module `session_store_conformance` with one test per check of
+/// [`sessions`](crate::sessions). The store must implement
 /// [`UserStore`] too: sessions belong to users, and
-/// [`find_active_session`](crate::store::SessionStore::find_active_session)
+/// [`find_active_session`](sentri_core::store::SessionStore::find_active_session)
 /// joins them.
 #[macro_export]
 macro_rules! session_store_tests {
@@ -295,11 +328,11 @@ macro_rules! session_store_tests {
     };
 }
 
-/// The [`KeyStore`](crate::store::KeyStore) conformance suite.
+/// The [`KeyStore`](sentri_core::store::KeyStore) conformance suite.
 ///
-/// `sentri_core::key_store_tests!(async { MyStore::new() });` expands to a
-/// module `key_store_conformance` with one tokio test per check of
-/// [`testkit::keys`](crate::testkit::keys).
+/// `sentri_testkit::key_store_tests!(async { MyStore::new() });` expands to a
+/// module `key_store_conformance` with one test per check of
+/// [`keys`](crate::keys).
 #[macro_export]
 macro_rules! key_store_tests {
     ($factory:expr $(,)?) => {
@@ -321,11 +354,11 @@ macro_rules! key_store_tests {
     };
 }
 
-/// The [`IdempotencyStore`](crate::store::IdempotencyStore) conformance suite.
+/// The [`IdempotencyStore`](sentri_core::store::IdempotencyStore) conformance suite.
 ///
-/// `sentri_core::idempotency_store_tests!(async { MyStore::new() });` expands
-/// to a module `idempotency_store_conformance` with one tokio test per check
-/// of [`testkit::idempotency`](crate::testkit::idempotency).
+/// `sentri_testkit::idempotency_store_tests!(async { MyStore::new() });` expands
+/// to a module `idempotency_store_conformance` with one test per check
+/// of [`idempotency`](crate::idempotency).
 #[macro_export]
 macro_rules! idempotency_store_tests {
     ($factory:expr $(,)?) => {
@@ -353,11 +386,11 @@ macro_rules! idempotency_store_tests {
     };
 }
 
-/// The [`ThrottleStore`](crate::store::ThrottleStore) conformance suite.
+/// The [`ThrottleStore`](sentri_core::store::ThrottleStore) conformance suite.
 ///
-/// `sentri_core::throttle_store_tests!(async { MyStore::new() });` expands to
-/// a module `throttle_store_conformance` with one tokio test per check of
-/// [`testkit::throttle`](crate::testkit::throttle).
+/// `sentri_testkit::throttle_store_tests!(async { MyStore::new() });` expands to
+/// a module `throttle_store_conformance` with one test per check of
+/// [`throttle`](crate::throttle).
 #[macro_export]
 macro_rules! throttle_store_tests {
     ($factory:expr $(,)?) => {
@@ -386,12 +419,12 @@ macro_rules! throttle_store_tests {
     };
 }
 
-/// The [`OneTimeTokenStore`](crate::store::OneTimeTokenStore) conformance
+/// The [`OneTimeTokenStore`](sentri_core::store::OneTimeTokenStore) conformance
 /// suite.
 ///
-/// `sentri_core::one_time_token_store_tests!(async { MyStore::new() });`
-/// expands to a module `one_time_token_store_conformance` with one tokio
-/// test per check of [`testkit::one_time`](crate::testkit::one_time).
+/// `sentri_testkit::one_time_token_store_tests!(async { MyStore::new() });`
+/// expands to a module `one_time_token_store_conformance` with one
+/// test per check of [`one_time`](crate::one_time).
 #[macro_export]
 macro_rules! one_time_token_store_tests {
     ($factory:expr $(,)?) => {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::model::{User, UserId};
-use crate::store::{StoreErrorKind, UserStore};
+use sentri_core::model::{User, UserId};
+use sentri_core::store::{StoreErrorKind, UserStore};
 
 use super::{create_user, expect_err, new_user, now, ok, password_hash, plus, race, unique};
 

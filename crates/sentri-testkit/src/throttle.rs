@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{AttemptId, Forget, Limit, Reservation, Reservations, ThrottleStore};
+use sentri_core::store::{AttemptId, Forget, Limit, Reservation, Reservations, ThrottleStore};
 
 use super::{era_2001, now, ok, plus, race, unique};
 
@@ -548,6 +548,7 @@ pub async fn concurrent_logins_for_one_identifier_admit_its_limit<S: ThrottleSto
             Reservations::Refused { index, .. } => {
                 assert_eq!(index, 1, "only the identifier's key is full")
             }
+            other => panic!("concurrent reserve_all: unexpected outcome {other:?}"),
         }
     }
     assert_eq!(admitted, 4, "32 concurrent logins, identifier limit 4");
