@@ -389,7 +389,7 @@ impl Listener {
                 error = events.errors.recv() => match error {
                     Ok((err, _)) => self.lost(&format!("connection error: {err}")),
                     Err(RecvError::Lagged(_)) => self.lost("connection errors"),
-                    Err(RecvError::Closed) => return,
+                    Err(RecvError::Closed) => return self.stopped(),
                 },
                 reconnect = events.reconnects.recv() => match reconnect {
                     // A new connection holds no subscription yet.
@@ -397,7 +397,7 @@ impl Listener {
                         self.lost("reconnected");
                         self.recover(&mut events).await;
                     }
-                    Err(RecvError::Closed) => return,
+                    Err(RecvError::Closed) => return self.stopped(),
                 },
                 () = tokio::time::sleep_until(self.next_check) => {
                     if self.local.live_epoch().is_some() {
@@ -423,7 +423,7 @@ impl Listener {
                             self.live_again();
                         }
                     }
-                    Err(RecvError::Closed) => return,
+                    Err(RecvError::Closed) => return self.stopped(),
                 },
             }
         }
@@ -444,6 +444,13 @@ impl Listener {
 
     /// Events may be missed from now on: not live until a new subscription
     /// is confirmed, which is tried soon.
+    /// The client's channels closed: no event will arrive any more, so
+    /// the bus is down for good (a `Cached` instance reads the store).
+    fn stopped(&self) {
+        self.local.set_down();
+        tracing::warn!(channel = %self.channel, "revocation listener stopped: sessions are read from the store");
+    }
+
     fn lost(&mut self, why: &str) {
         if self.local.set_down() {
             tracing::warn!(

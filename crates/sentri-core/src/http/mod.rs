@@ -45,7 +45,7 @@
 //! | `POST /logout-all` | access; clears cookies |
 //! | `GET /me`, `PUT /me/identifier`, `PUT /me/password` | access; the `PUT`s are idempotent |
 //! | `GET /sessions`, `DELETE /sessions/{id}` | access |
-//! | `POST`/`DELETE /users/{userId}/roles` | access + the admin role; idempotent |
+//! | `POST`/`DELETE /users/{userId}/roles` | access + the admin role; idempotent where the idempotency layer handles the method (the `POST` by default) |
 //! | `GET /keys` | the JWKS (RFC 7517 JSON, not the envelope); 404 for HMAC |
 //!
 //! `*` left out when the refresh token travels in a cookie.

@@ -319,7 +319,7 @@ impl Operation {
 
     /// As [`Operation::error_codes`], for a route served as `served` says.
     fn codes(&self, spec: &RouteSpec, config: &Config, served: Served) -> Vec<ErrorCode> {
-        let idempotent = spec.is_idempotent() && served.idempotency;
+        let idempotent = served.layered(spec, config);
         let mut codes = Vec::new();
         // The adapters read every body up to the limit and check
         // `Content-Length` first, on every route: a malformed one is a
@@ -363,7 +363,7 @@ impl Operation {
     }
 
     fn render(&self, spec: &RouteSpec, config: &Config, served: Served) -> Value {
-        let idempotent = spec.is_idempotent() && served.idempotency;
+        let idempotent = served.layered(spec, config);
         let mut out = Map::new();
         out.insert("operationId".into(), json!(spec.id()));
         out.insert("summary".into(), json!(self.summary));
@@ -483,6 +483,18 @@ struct Served {
     /// Whether the idempotency layer runs on idempotent routes
     /// ([`Api::idempotent_routes`]).
     idempotency: bool,
+}
+
+impl Served {
+    /// Whether the idempotency layer runs for `spec`: an idempotent route,
+    /// served with the layer on, whose method is one the layer handles
+    /// (`IdempotencyConfig::methods`; POST, PUT and PATCH by default).
+    fn layered(self, spec: &RouteSpec, config: &Config) -> bool {
+        self.idempotency
+            && spec.is_idempotent()
+            && (config.idempotency().methods.iter())
+                .any(|m| m.eq_ignore_ascii_case(spec.method().as_str()))
+    }
 }
 
 impl Served {

@@ -296,7 +296,10 @@ impl RouteSpec {
             match (p.next(), q.next()) {
                 (None, None) => return Some(params),
                 (Some(a), Some(b)) => match a.strip_prefix('{').and_then(|a| a.strip_suffix('}')) {
-                    Some(name) if !b.is_empty() => params.push(name.to_owned(), b),
+                    Some(name) if !b.is_empty() => {
+                        let value = percent_decode(b).unwrap_or_else(|| b.to_owned());
+                        params.push(name.to_owned(), value);
+                    }
                     Some(_) => return None,
                     None if a == b => {}
                     None => return None,
@@ -340,20 +343,30 @@ impl RouteTable {
         &self.0
     }
 
-    /// Add `spec`: `CONFIGURATION_ERROR` when its id is taken or a route
-    /// already has its method and path.
+    /// Add `spec`: `CONFIGURATION_ERROR` when its path is not a valid
+    /// template, its id is taken, or its path can match a path another
+    /// route's matches (only the very same template with another method
+    /// may share paths). Both frameworks then route every path to the
+    /// same spec, whatever their own precedence rules.
     pub(crate) fn with(&self, spec: RouteSpec) -> Result<Self> {
-        let clash = self.0.iter().find(|r| {
-            r.id == spec.id || (r.method == spec.method && same_template(&r.path, &spec.path))
-        });
-        if let Some(existing) = clash {
-            return Err(Error::with_message(
+        let refuse = |problem: String| {
+            Error::with_message(
                 ErrorCode::ConfigurationError,
                 format!(
-                    "route {} {} ({}) clashes with {} {} ({})",
-                    spec.method, spec.path, spec.id, existing.method, existing.path, existing.id
+                    "route {} {} ({}): {problem}",
+                    spec.method, spec.path, spec.id
                 ),
-            ));
+            )
+        };
+        check_template(&spec.path).map_err(|p| refuse(p.to_owned()))?;
+        for existing in self.0.iter() {
+            let same_paths = existing.path == spec.path && existing.method != spec.method;
+            if existing.id == spec.id || (overlap(&existing.path, &spec.path) && !same_paths) {
+                return Err(refuse(format!(
+                    "clashes with {} {} ({})",
+                    existing.method, existing.path, existing.id
+                )));
+            }
         }
         let mut routes = self.0.to_vec();
         routes.push(spec);
@@ -400,18 +413,66 @@ impl RouteTable {
     }
 }
 
-/// Whether two templates match the same paths (`{a}` and `{b}` alike).
-fn same_template(a: &str, b: &str) -> bool {
-    let norm = |t: &str| -> Vec<String> {
-        t.split('/')
-            .map(|s| {
-                if s.starts_with('{') {
-                    "{}".to_owned()
-                } else {
-                    s.to_owned()
-                }
-            })
-            .collect()
+/// Why `path` is not a route template: it starts with `/`, and each
+/// segment is a non-empty literal (no `{`, `}`, `:` or `*`) or a whole
+/// `{name}` parameter (letters, digits, `_`).
+fn check_template(path: &str) -> std::result::Result<(), &'static str> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("a path starts with /");
     };
-    norm(a) == norm(b)
+    if rest.is_empty() {
+        return Ok(());
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Err("empty segment");
+        }
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => {
+                let valid =
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err("a parameter is {name}: letters, digits and _");
+                }
+            }
+            None if segment.contains(['{', '}', ':', '*']) => {
+                return Err("a segment is a literal or a whole {name} parameter");
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether one path can match both templates: as many segments, and at
+/// each position the same literal or a parameter on either side.
+fn overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| x == y || x.starts_with('{') || y.starts_with('{'))
+}
+
+/// `%XX` escapes of a path segment decoded, as the frameworks hand
+/// parameters over; `None` when an escape is malformed or the bytes are not
+/// UTF-8 (the segment is then used as received).
+fn percent_decode(segment: &str) -> Option<String> {
+    if !segment.contains('%') {
+        return Some(segment.to_owned());
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }

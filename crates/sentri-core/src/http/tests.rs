@@ -75,6 +75,13 @@ fn the_builtin_table_is_every_route_with_its_method_path_and_id() {
         assert_eq!(spec.id(), route.id());
         assert_eq!(spec.params().next(), route.param());
     }
+    // The built-in routes obey the rules every added route is held to.
+    specs
+        .iter()
+        .try_fold(table::RouteTable::new(Vec::new()), |t, spec| {
+            t.with(spec.clone())
+        })
+        .expect("the built-in routes are valid templates that do not clash");
     let ids: std::collections::HashSet<&str> = specs.iter().map(RouteSpec::id).collect();
     assert_eq!(ids.len(), specs.len(), "operation ids are unique");
     let idempotent: Vec<&str> = specs
@@ -117,6 +124,28 @@ fn an_added_route_may_not_clash_with_the_table() {
         .with(ok_route("x", Method::DELETE, "/sessions/{sessionId}"))
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigurationError);
+    // Paths both frameworks would route differently, whatever the method:
+    // another parameter name, or a literal beside a parameter.
+    for (method, path) in [
+        (Method::GET, "/sessions/{sessionId}"),
+        (Method::GET, "/users/me/roles"),
+        (Method::GET, "/sessions/current"),
+    ] {
+        let err = table.with(ok_route("y", method, path)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ConfigurationError, "{path}");
+    }
+    // Not templates.
+    for path in [
+        "widgets",
+        "/a//b",
+        "/a/:id",
+        "/files/{*rest}",
+        "/a/{}",
+        "/a/x{id}",
+    ] {
+        let err = table.with(ok_route("z", Method::GET, path)).unwrap_err();
+        assert!(err.to_string().contains(path), "{path}: {err}");
+    }
     let table = table
         .with(ok_route(
             "listWidgets",
@@ -131,6 +160,19 @@ fn an_added_route_may_not_clash_with_the_table() {
         .unwrap();
     assert_eq!((spec.id(), params.get("id")), ("listWidgets", Some("s1")));
     assert_eq!(table.allow_header("/sessions/s1").unwrap(), "DELETE,GET");
+    // Parameters are percent-decoded, as the frameworks hand them over.
+    let (_, params) = table
+        .match_route(&Method::GET, "/sessions/a%20b/widgets")
+        .unwrap();
+    assert_eq!(params.get("id"), Some("a b"));
+    let (_, params) = table
+        .match_route(&Method::GET, "/sessions/%zz/widgets")
+        .unwrap();
+    assert_eq!(
+        params.get("id"),
+        Some("%zz"),
+        "a malformed escape stays as sent"
+    );
 }
 
 #[test]
